@@ -1,0 +1,104 @@
+package actors
+
+// Produce v3+: each partition's batch is validated here (one magic-2
+// batch, CRC32C, size against the topic's max.message.bytes) and proposed
+// to the partition's replica, which assigns offsets at apply. acks=-1 and
+// acks=1 are answered once the batch is applied, which is after the raft
+// log holding it was fsynced; acks=0 consumes its place in the response
+// order and writes nothing.
+
+import (
+	"errors"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+	"github.com/chronik-actor/chronik-actor/raftactor"
+)
+
+func init() { register(kmsg.Produce, handleProduce) }
+
+func handleProduce(c *conn, ctx actor.Context, r *request) {
+	req := r.req.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
+	pending := 0
+	finish := func() {
+		if pending == 0 && req.Acks != 0 {
+			c.respond(r, resp)
+		}
+	}
+	var replyTo *actor.PID
+	if req.Acks != 0 {
+		replyTo = ctx.Self()
+	}
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
+			if !validAcks {
+				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
+			}
+			h := c.b.replicas.get(rt.Topic, rp.Partition)
+			if h == nil {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			bh, kerrv := protocol.ValidateProduceBatch(rp.Records, maxMessageBytes(h.topic))
+			if kerrv == nil && bh.Codec() == protocol.CodecZstd && req.Version < 7 {
+				kerrv = kerr.UnsupportedCompressionType // zstd needs produce v7+
+			}
+			if kerrv != nil {
+				sp.ErrorCode = kerrv.Code
+				msg := kerrv.Message
+				sp.ErrorMessage = &msg
+				continue
+			}
+			pending++
+			ctx.Send(h.pid, &raftactor.Propose{
+				Data:    raftactor.EncodeProduce(rp.Records),
+				ReplyTo: replyTo,
+				Token: func(v any, err error) {
+					pending--
+					if err != nil {
+						sp.ErrorCode = proposeErrCode(err)
+					} else {
+						res := v.(*raftactor.ProduceResult)
+						if res.Err != nil {
+							sp.ErrorCode = res.Err.Code
+						} else {
+							sp.BaseOffset, sp.LogStartOffset = res.BaseOffset, res.LogStartOffset
+						}
+					}
+					finish()
+				},
+			})
+		}
+	}
+	if req.Acks == 0 {
+		c.noResponse(r)
+		return
+	}
+	finish()
+}
+
+// proposeErrCode maps a replica's refusal to the retriable Kafka error a
+// client answers by refreshing metadata and retrying.
+func proposeErrCode(err error) int16 {
+	if errors.Is(err, raftactor.ErrNotLeader) || errors.Is(err, raftactor.ErrStopped) {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return kerr.RequestTimedOut.Code
+}

@@ -1,0 +1,124 @@
+package actors
+
+// Metadata v0-v12: brokers, the controller, and topics with their
+// partitions and topic ids. Unknown topics are created when the client
+// allows it (v4+ AllowAutoTopicCreation; always before v4) and the broker
+// is configured to.
+
+import (
+	"sort"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/raftactor"
+)
+
+func init() { register(kmsg.Metadata, handleMetadata) }
+
+func handleMetadata(c *conn, ctx actor.Context, r *request) {
+	req := r.req.(*kmsg.MetadataRequest)
+	md := c.b.controller.Metadata()
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	var names []string
+	var unknownIDs [][16]byte
+	if all {
+		for n := range md.Topics {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	} else {
+		for _, t := range req.Topics {
+			switch {
+			case t.Topic != nil:
+				names = append(names, *t.Topic)
+			case t.TopicID != [16]byte{}:
+				if tp := md.TopicByID(t.TopicID); tp != nil {
+					names = append(names, tp.Name)
+				} else {
+					unknownIDs = append(unknownIDs, t.TopicID)
+				}
+			}
+		}
+	}
+
+	allowAuto := c.b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	pending := 0
+	finish := func() {
+		if pending > 0 {
+			return
+		}
+		c.respond(r, c.metadataResponse(req, names, unknownIDs))
+	}
+	if allowAuto && !all {
+		for _, n := range names {
+			if md.Topics[n] != nil || validTopicName(n) != nil {
+				continue
+			}
+			pending++
+			t := c.b.newTopic(n, c.b.cfg.DefaultPartitions, map[string]string{})
+			c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: t},
+				func(*raftactor.ControllerResult, error) {
+					// Created, or lost a race with another creator: either
+					// way the response reads the metadata afresh.
+					pending--
+					finish()
+				})
+		}
+	}
+	finish()
+}
+
+func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unknownIDs [][16]byte) *kmsg.MetadataResponse {
+	md := c.b.controller.Metadata()
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = c.b.cfg.NodeID, c.b.host, c.b.port
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	cid := clusterID
+	resp.ClusterID = &cid
+	resp.ControllerID = c.b.cfg.NodeID
+	resp.AuthorizedOperations = -2147483648
+	for _, n := range names {
+		rt := kmsg.NewMetadataResponseTopic()
+		name := n
+		rt.Topic = &name
+		rt.AuthorizedOperations = -2147483648
+		t := md.Topics[n]
+		switch {
+		case t != nil:
+			rt.TopicID = t.ID
+			for i := range t.Groups {
+				rt.Partitions = append(rt.Partitions, c.partitionMetadata(t, int32(i)))
+			}
+		case validTopicName(n) != nil:
+			rt.ErrorCode = kerr.InvalidTopicException.Code
+		default:
+			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	for _, id := range unknownIDs {
+		rt := kmsg.NewMetadataResponseTopic()
+		rt.TopicID = id
+		rt.ErrorCode = kerr.UnknownTopicID.Code
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (c *conn) partitionMetadata(t *raftactor.Topic, i int32) kmsg.MetadataResponseTopicPartition {
+	p := kmsg.NewMetadataResponseTopicPartition()
+	p.Partition = i
+	p.Replicas = t.Replicas[i]
+	p.ISR = t.Replicas[i]
+	p.Leader = c.b.cfg.NodeID
+	if h := c.b.replicas.get(t.Name, i); h != nil && h.topic.ID == t.ID {
+		p.LeaderEpoch = h.replica.Term()
+	} else {
+		p.Leader, p.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+	}
+	return p
+}

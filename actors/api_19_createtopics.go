@@ -1,0 +1,105 @@
+package actors
+
+// CreateTopics v2-v7: names, partition counts, replication factor and
+// configs are validated here; the topic is created by the controller,
+// whose apply spawns the partition replicas before the answer goes out, so
+// a client can produce right after.
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/raftactor"
+)
+
+func init() { register(kmsg.CreateTopics, handleCreateTopics) }
+
+func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
+	req := r.req.(*kmsg.CreateTopicsRequest)
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
+	pending := 0
+	finish := func() {
+		if pending == 0 {
+			c.respond(r, resp)
+		}
+	}
+	seen := map[string]bool{}
+	for i, rt := range req.Topics {
+		st := &resp.Topics[i]
+		*st = kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		fail := func(e *kerr.Error, msg string) {
+			st.ErrorCode = e.Code
+			if msg != "" {
+				st.ErrorMessage = &msg
+			}
+		}
+		if seen[rt.Topic] {
+			fail(kerr.InvalidRequest, "duplicate topic in request")
+			continue
+		}
+		seen[rt.Topic] = true
+		if err := validTopicName(rt.Topic); err != nil {
+			fail(kerr.InvalidTopicException, err.Error())
+			continue
+		}
+		partitions, rf := rt.NumPartitions, rt.ReplicationFactor
+		if len(rt.ReplicaAssignment) > 0 {
+			if partitions != -1 || rf != -1 {
+				fail(kerr.InvalidRequest, "both replica assignment and partitions/replication factor given")
+				continue
+			}
+			partitions = int32(len(rt.ReplicaAssignment))
+			rf = int16(len(rt.ReplicaAssignment[0].Replicas))
+		}
+		if partitions == -1 {
+			partitions = c.b.cfg.DefaultPartitions
+		}
+		if rf == -1 {
+			rf = c.b.cfg.DefaultReplicationFactor
+		}
+		if partitions <= 0 {
+			fail(kerr.InvalidPartitions, "number of partitions must be at least 1")
+			continue
+		}
+		if rf != 1 {
+			fail(kerr.InvalidReplicationFactor, "replication factor must be 1: this cluster has one broker")
+			continue
+		}
+		configs := map[string]string{}
+		for _, cf := range rt.Configs {
+			if cf.Value != nil {
+				configs[cf.Name] = *cf.Value
+			}
+		}
+		if e, msg := validateConfigs(configs); e != nil {
+			fail(e, msg)
+			continue
+		}
+		if _, exists := c.b.controller.Metadata().Topics[rt.Topic]; exists {
+			fail(kerr.TopicAlreadyExists, "topic '"+rt.Topic+"' already exists")
+			continue
+		}
+		st.NumPartitions, st.ReplicationFactor = partitions, rf
+		if req.ValidateOnly {
+			continue
+		}
+		pending++
+		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: c.b.newTopic(rt.Topic, partitions, configs)},
+			func(res *raftactor.ControllerResult, err error) {
+				pending--
+				switch {
+				case err != nil:
+					fail(kerr.NotController, err.Error())
+				case res.Err != nil:
+					fail(res.Err, "")
+				default:
+					st.TopicID = res.Topic.ID
+				}
+				finish()
+			})
+	}
+	finish()
+}

@@ -1,0 +1,183 @@
+package actors
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/raftactor"
+	"github.com/chronik-actor/chronik-actor/storage"
+)
+
+// Broker is one running node: its actor system, Pebble DB, controller
+// replica, partition replicas and Kafka listener.
+type Broker struct {
+	cfg  cluster.Config
+	log  *slog.Logger
+	sys  *actor.ActorSystem
+	db   *storage.DB
+	ln   net.Listener
+	host string // advertised host and port
+	port int32
+
+	controller    *raftactor.Controller
+	controllerPID *actor.PID
+	replicas      *replicaSet
+
+	stopTick  chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// StartBroker opens cfg.DataDir, recovers every replica, and serves Kafka
+// on cfg.KafkaAddr (port 0 picks a free port; Addr tells which).
+func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+	}
+	db, err := storage.OpenDB(filepath.Join(cfg.DataDir, "raft"), log)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{})}
+	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		// protoactor logs every dead letter and lifecycle event at Info;
+		// only its warnings are worth an operator's attention.
+		return slog.New(levelFilter{log.Handler(), slog.LevelWarn}).With("component", "actor")
+	}))
+	b.replicas = newReplicaSet(b)
+	if err := b.startController(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.KafkaAddr)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.KafkaAddr, err)
+	}
+	b.ln = ln
+	adv := cfg.AdvertisedAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	host, port, err := net.SplitHostPort(adv)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("advertised address %q: %w", adv, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("advertised address %q: bad port", adv)
+	}
+	b.host, b.port = host, int32(p)
+	b.wg.Add(2)
+	go b.accept()
+	go b.tick()
+	return b, nil
+}
+
+// Addr is the bound Kafka address.
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// Close stops accepting, stops every replica (closing their files) and
+// closes the DB.
+func (b *Broker) Close() error {
+	var err error
+	b.closeOnce.Do(func() {
+		close(b.stopTick)
+		if b.ln != nil {
+			b.ln.Close()
+		}
+		b.wg.Wait()
+		b.replicas.stopAll()
+		if b.controllerPID != nil {
+			_ = b.sys.Root.StopFuture(b.controllerPID).Wait()
+		}
+		b.sys.Shutdown()
+		err = b.db.Close()
+	})
+	return err
+}
+
+func (b *Broker) startController() error {
+	c, applied, err := raftactor.OpenController(b.db, b.replicas.onMetadata)
+	if err != nil {
+		return err
+	}
+	b.controller = c
+	b.replicas.removeLeftovers()
+	// Replicas of the topics known at the last applied index come up
+	// first; the replay of later controller entries then adds and removes.
+	if err := b.replicas.sync(c.Metadata()); err != nil {
+		return err
+	}
+	r, err := raftactor.NewReplica(raftactor.Config{
+		Group:   raftactor.ControllerGroup,
+		NodeID:  uint64(b.cfg.NodeID),
+		Voters:  []uint64{uint64(b.cfg.NodeID)},
+		DB:      b.db,
+		SM:      c,
+		Applied: applied,
+		Log:     b.log,
+	})
+	if err != nil {
+		return err
+	}
+	pid, err := b.sys.Root.SpawnNamed(r.Props(), "controller")
+	if err != nil {
+		return err
+	}
+	b.controllerPID = pid
+	return nil
+}
+
+// tick drives every replica's raft clock and checkpoints from one
+// goroutine, so idle partitions cost one message per tick.
+func (b *Broker) tick() {
+	defer b.wg.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	msg := &raftactor.Tick{}
+	for {
+		select {
+		case <-b.stopTick:
+			return
+		case <-t.C:
+			b.sys.Root.Send(b.controllerPID, msg)
+			b.replicas.each(func(h *partitionHandle) { b.sys.Root.Send(h.pid, msg) })
+		}
+	}
+}
+
+func (b *Broker) accept() {
+	defer b.wg.Done()
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			select {
+			case <-b.stopTick:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			b.log.Error("accept", "err", err)
+			return
+		}
+		startConn(b, nc)
+	}
+}

@@ -1,0 +1,233 @@
+package actors
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+	"github.com/chronik-actor/chronik-actor/raftactor"
+)
+
+// maxInFlight caps the requests of one connection that are read but not
+// yet answered. It is the back-pressure of the whole node: the reader
+// stops reading, so mailboxes downstream stay bounded.
+const maxInFlight = 64
+
+// conn is the actor of one client connection. A reader goroutine cuts
+// frames, the actor decodes and dispatches them, and responses are
+// released strictly in request order to a writer goroutine.
+type conn struct {
+	b   *Broker
+	nc  net.Conn
+	log *slog.Logger
+	pid *actor.PID
+
+	nextSeq  uint64            // sequence of the next request read
+	writeSeq uint64            // sequence of the next response to write
+	done     map[uint64][]byte // finished responses waiting for their turn; nil = no response
+	slots    chan struct{}     // in-flight requests, shared with the reader
+	w        *connWriter
+	closed   bool
+}
+
+// Messages to the connection actor.
+type (
+	frameMsg  struct{ body []byte }
+	readErr   struct{ err error }
+	asyncDone struct {
+		seq   uint64
+		frame []byte // nil: the request gets no response
+	}
+)
+
+// request is one decoded request with its place in the response order.
+type request struct {
+	seq uint64
+	hdr protocol.RequestHeader
+	req kmsg.Request
+}
+
+func startConn(b *Broker, nc net.Conn) {
+	c := &conn{
+		b:     b,
+		nc:    nc,
+		log:   b.log.With("remote", nc.RemoteAddr().String()),
+		done:  make(map[uint64][]byte),
+		slots: make(chan struct{}, maxInFlight),
+		w:     newConnWriter(nc),
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return c },
+		// Bounded by maxInFlight frames plus their per-partition replies.
+		actor.WithMailbox(actor.Bounded(1<<14)),
+		actor.WithSupervisor(stopOnPanic))
+	c.pid = b.sys.Root.Spawn(props)
+}
+
+var stopOnPanic = actor.NewOneForOneStrategy(0, 10*time.Second, func(reason any) actor.Directive {
+	return actor.StopDirective
+})
+
+func (c *conn) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		go c.read(ctx.ActorSystem().Root, ctx.Self())
+		go c.w.run()
+	case *frameMsg:
+		c.handleFrame(ctx, m.body)
+	case *raftactor.Result:
+		// Replies to proposals carry their continuation as the token; it
+		// runs here, on the connection's goroutine.
+		m.Token.(func(any, error))(m.Value, m.Err)
+	case *asyncDone:
+		c.complete(m.seq, m.frame)
+	case *readErr:
+		if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, net.ErrClosed) {
+			c.log.Info("closing connection", "err", m.err)
+		}
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		c.closed = true
+		c.nc.Close()
+		c.w.close()
+	case *actor.Restarting:
+		c.nc.Close()
+	}
+}
+
+// read cuts frames off the socket. It takes an in-flight slot before each
+// read, so a client that pipelines faster than the node answers is
+// throttled by TCP.
+func (c *conn) read(root *actor.RootContext, self *actor.PID) {
+	for {
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.w.stopped:
+			return
+		}
+		body, err := protocol.ReadFrame(c.nc, protocol.MaxRequestSize)
+		if err != nil {
+			root.Send(self, &readErr{err: err})
+			return
+		}
+		root.Send(self, &frameMsg{body: body})
+	}
+}
+
+func (c *conn) handleFrame(ctx actor.Context, body []byte) {
+	if c.closed {
+		return
+	}
+	hdr, req, err := protocol.ParseRequest(body)
+	r := &request{seq: c.nextSeq, hdr: hdr, req: req}
+	c.nextSeq++
+	switch {
+	case err == nil:
+	case errors.Is(err, protocol.ErrUnsupportedVersion) && hdr.Key == int16(kmsg.ApiVersions):
+		// The one request a client may send at a version we don't know:
+		// the answer lists our ranges so it can retry lower.
+		c.complete(r.seq, protocol.AppendApiVersionsUnsupported(nil, hdr.CorrelationID))
+		return
+	default:
+		// Kafka closes the connection on a request it cannot parse.
+		c.log.Info("closing connection: bad request", "api_key", hdr.Key, "api_version", hdr.Version, "err", err)
+		ctx.Stop(ctx.Self())
+		return
+	}
+	handle(c, ctx, r)
+}
+
+// respond finishes r with resp.
+func (c *conn) respond(r *request, resp kmsg.Response) {
+	c.complete(r.seq, protocol.AppendResponse(nil, r.hdr, resp))
+}
+
+// noResponse finishes r without writing anything (acks=0).
+func (c *conn) noResponse(r *request) { c.complete(r.seq, nil) }
+
+// complete records a finished response and writes every response whose
+// turn has come, in request order.
+func (c *conn) complete(seq uint64, frame []byte) {
+	if c.closed {
+		return
+	}
+	c.done[seq] = frame
+	var out [][]byte
+	for {
+		f, ok := c.done[c.writeSeq]
+		if !ok {
+			break
+		}
+		delete(c.done, c.writeSeq)
+		c.writeSeq++
+		<-c.slots
+		if f != nil {
+			out = append(out, f)
+		}
+	}
+	if len(out) > 0 {
+		c.w.write(out)
+	}
+}
+
+// async runs fn off the actor (reads of segment files, long polls) and
+// completes r with the response it returns.
+func (c *conn) async(ctx actor.Context, r *request, fn func() kmsg.Response) {
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	go func() {
+		resp := fn()
+		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, resp)})
+	}()
+}
+
+// connWriter writes responses from its own goroutine, gathering all that
+// are ready into one writev.
+type connWriter struct {
+	nc      net.Conn
+	mu      sync.Mutex
+	queue   [][]byte
+	wake    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func newConnWriter(nc net.Conn) *connWriter {
+	return &connWriter{nc: nc, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+}
+
+func (w *connWriter) write(frames [][]byte) {
+	w.mu.Lock()
+	w.queue = append(w.queue, frames...)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *connWriter) close() { w.once.Do(func() { close(w.stopped) }) }
+
+func (w *connWriter) run() {
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stopped:
+			return
+		}
+		w.mu.Lock()
+		q := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		bufs := net.Buffers(q)
+		if _, err := bufs.WriteTo(w.nc); err != nil {
+			w.nc.Close()
+			return
+		}
+	}
+}

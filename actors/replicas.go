@@ -1,0 +1,172 @@
+package actors
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/chronik-actor/chronik-actor/raftactor"
+	"github.com/chronik-actor/chronik-actor/storage"
+)
+
+// partitionHandle is what request handlers hold of a partition replica:
+// its actor for proposals, and its state machine for read views.
+type partitionHandle struct {
+	topic   *raftactor.Topic
+	index   int32
+	pid     *actor.PID
+	replica *raftactor.Replica
+	sm      *raftactor.Partition
+}
+
+// replicaSet is the node's replica manager: it keeps one replica actor per
+// partition hosted here in step with the controller's metadata.
+type replicaSet struct {
+	b  *Broker
+	mu sync.RWMutex // handlers read; the controller actor writes
+	m  map[string][]*partitionHandle
+}
+
+func newReplicaSet(b *Broker) *replicaSet {
+	return &replicaSet{b: b, m: make(map[string][]*partitionHandle)}
+}
+
+func (s *replicaSet) partitionsDir() string { return filepath.Join(s.b.cfg.DataDir, "partitions") }
+
+// get returns the replica of topic/partition, or nil.
+func (s *replicaSet) get(topic string, partition int32) *partitionHandle {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	hs := s.m[topic]
+	if partition < 0 || int(partition) >= len(hs) {
+		return nil
+	}
+	return hs[partition]
+}
+
+func (s *replicaSet) each(fn func(*partitionHandle)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, hs := range s.m {
+		for _, h := range hs {
+			fn(h)
+		}
+	}
+}
+
+// onMetadata runs on the controller actor after every metadata change.
+func (s *replicaSet) onMetadata(_, cur *raftactor.Metadata) {
+	if err := s.sync(cur); err != nil {
+		s.b.log.Error("replica manager", "err", err)
+	}
+}
+
+// sync spawns replicas for new topics and deletes those of removed ones.
+// A topic recreated under the same name is a new topic (new id): the old
+// replicas go first.
+func (s *replicaSet) sync(md *raftactor.Metadata) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, hs := range s.m {
+		if t, ok := md.Topics[name]; ok && len(hs) > 0 && hs[0].topic.ID == t.ID {
+			continue
+		}
+		for _, h := range hs {
+			s.deleteLocked(h)
+		}
+		delete(s.m, name)
+	}
+	for name, t := range md.Topics {
+		if _, ok := s.m[name]; ok {
+			continue
+		}
+		hs := make([]*partitionHandle, len(t.Groups))
+		for i := range t.Groups {
+			h, err := s.open(t, int32(i))
+			if err != nil {
+				return err
+			}
+			hs[i] = h
+		}
+		s.m[name] = hs
+	}
+	return nil
+}
+
+func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error) {
+	group := t.Groups[i]
+	segBytes := s.b.cfg.SegmentBytes
+	if v, ok := t.Configs["segment.bytes"]; ok {
+		fmt.Sscan(v, &segBytes)
+	}
+	sm, applied, err := raftactor.OpenPartition(raftactor.PartitionConfig{
+		Group: group,
+		Dir:   filepath.Join(s.partitionsDir(), fmt.Sprintf("%s-%d", t.Name, i)),
+		DB:    s.b.db,
+		Log:   storage.LogOptions{SegmentBytes: segBytes},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s-%d: %w", t.Name, i, err)
+	}
+	r, err := raftactor.NewReplica(raftactor.Config{
+		Group:           group,
+		NodeID:          uint64(s.b.cfg.NodeID),
+		Voters:          []uint64{uint64(s.b.cfg.NodeID)},
+		DB:              s.b.db,
+		SM:              sm,
+		Applied:         applied,
+		Log:             s.b.log,
+		CheckpointEvery: s.b.cfg.FlushInterval,
+	})
+	if err != nil {
+		sm.Close(false)
+		return nil, err
+	}
+	pid, err := s.b.sys.Root.SpawnNamed(r.Props(), fmt.Sprintf("partition-%d", group))
+	if err != nil {
+		sm.Close(false)
+		return nil, err
+	}
+	return &partitionHandle{topic: t, index: i, pid: pid, replica: r, sm: sm}, nil
+}
+
+// deleteLocked renames the partition's directory out of the way at once,
+// as Kafka does, so a topic recreated under the same name starts clean
+// while the old replica closes its files and removes the renamed copy.
+func (s *replicaSet) deleteLocked(h *partitionHandle) {
+	dir := filepath.Join(s.partitionsDir(), fmt.Sprintf("%s-%d", h.topic.Name, h.index))
+	if err := os.Rename(dir, raftactor.DeletedDir(dir, h.topic.Groups[h.index])); err != nil && !os.IsNotExist(err) {
+		s.b.log.Error("delete partition", "dir", dir, "err", err)
+	}
+	s.b.sys.Root.Send(h.pid, &raftactor.Delete{})
+}
+
+// stopAll stops every replica, waiting for their files to close.
+func (s *replicaSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var fs []*actor.Future
+	for _, hs := range s.m {
+		for _, h := range hs {
+			fs = append(fs, s.b.sys.Root.StopFuture(h.pid))
+		}
+	}
+	for _, f := range fs {
+		_ = f.Wait()
+	}
+	s.m = map[string][]*partitionHandle{}
+}
+
+// removeLeftovers deletes partition directories a crash left half-deleted.
+func (s *replicaSet) removeLeftovers() {
+	ents, _ := os.ReadDir(s.partitionsDir())
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), "-delete") {
+			_ = os.RemoveAll(filepath.Join(s.partitionsDir(), e.Name()))
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package protocol
+
+import (
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// VersionRange is the inclusive range of versions served for one API key.
+type VersionRange struct{ Min, Max int16 }
+
+// apiTable is the one list of APIs this broker serves. ApiVersions answers
+// from it and ParseRequest rejects anything outside it, so advertising and
+// accepting cannot drift apart. Clients switch features on from what is
+// advertised: add a row only once its handler exists.
+//
+// Minimums follow Kafka 4, which dropped the pre-2.1 versions (KIP-896).
+// Maximums are Kafka 4.0's, never above what kmsg can encode (a test checks);
+// a newer version can change a request's shape, so raising a maximum is a
+// handler change, not just a table edit. Adding an API is one row here.
+var apiTable = []struct {
+	key kmsg.Key
+	VersionRange
+}{
+	{kmsg.Produce, VersionRange{3, 12}},             // v3+: magic-2 batches only; v13 names topics by ID, not served yet
+	{kmsg.Fetch, VersionRange{4, 17}},               // v4 adds isolation level and aborted transactions
+	{kmsg.ListOffsets, VersionRange{1, 10}},         // v0 (offset arrays) is gone in Kafka 4
+	{kmsg.Metadata, VersionRange{0, 12}},            // v13 adds a top-level error code, not served yet
+	{kmsg.ApiVersions, VersionRange{0, 4}},          // newer asks get UNSUPPORTED_VERSION and the client retries lower
+	{kmsg.CreateTopics, VersionRange{2, 7}},         // Kafka 4 dropped v0-1
+	{kmsg.DeleteTopics, VersionRange{1, 6}},         // Kafka 4 dropped v0
+	{kmsg.InitProducerID, VersionRange{0, 5}},       // v5 is kmsg's newest
+	{kmsg.OffsetForLeaderEpoch, VersionRange{2, 4}}, // Kafka 4 dropped v0-1
+	{kmsg.DescribeCluster, VersionRange{0, 2}},      // v2 is kmsg's newest
+}
+
+// apiRanges indexes apiTable for ParseRequest's per-request lookup.
+var apiRanges = func() map[int16]VersionRange {
+	m := make(map[int16]VersionRange, len(apiTable))
+	for _, row := range apiTable {
+		m[row.key.Int16()] = row.VersionRange
+	}
+	return m
+}()
+
+// SupportedVersions returns the served range for key, and false if the key
+// is not served at all.
+func SupportedVersions(key int16) (VersionRange, bool) {
+	r, ok := apiRanges[key]
+	return r, ok
+}
+
+// ApiVersionsKeys returns the table as ApiVersions response entries, sorted
+// by key. The slice is fresh: callers may keep or modify it.
+func ApiVersionsKeys() []kmsg.ApiVersionsResponseApiKey {
+	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(apiTable))
+	for _, row := range apiTable {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey = row.key.Int16()
+		k.MinVersion = row.Min
+		k.MaxVersion = row.Max
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ApiKey < keys[j].ApiKey })
+	return keys
+}

@@ -1,0 +1,198 @@
+package raftactor
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-actor/chronik-actor/storage"
+)
+
+// ControllerGroup is the raft group of the cluster metadata.
+const ControllerGroup uint64 = 0
+
+// Topic is one topic in the cluster metadata.
+type Topic struct {
+	Name     string            `json:"name"`
+	ID       [16]byte          `json:"id"`
+	Groups   []uint64          `json:"groups"`   // raft group of each partition
+	Replicas [][]int32         `json:"replicas"` // node ids hosting each partition
+	Configs  map[string]string `json:"configs"`
+}
+
+// Metadata is an immutable snapshot of the cluster metadata; a change
+// publishes a new one.
+type Metadata struct {
+	Topics         map[string]*Topic `json:"topics"`
+	NextGroup      uint64            `json:"next_group"`
+	NextProducerID int64             `json:"next_producer_id"`
+
+	byID map[[16]byte]*Topic
+}
+
+// TopicByID finds a topic by its id.
+func (m *Metadata) TopicByID(id [16]byte) *Topic { return m.byID[id] }
+
+func (m *Metadata) clone() *Metadata {
+	c := &Metadata{Topics: make(map[string]*Topic, len(m.Topics)+1), NextGroup: m.NextGroup, NextProducerID: m.NextProducerID}
+	for k, v := range m.Topics {
+		c.Topics[k] = v
+	}
+	return c
+}
+
+func (m *Metadata) index() {
+	m.byID = make(map[[16]byte]*Topic, len(m.Topics))
+	for _, t := range m.Topics {
+		m.byID[t.ID] = t
+	}
+}
+
+// ControllerCmd is a command to the controller state machine.
+type ControllerCmd struct {
+	Op    string `json:"op"` // create_topic, delete_topic, alloc_producer_id
+	Topic *Topic `json:"topic,omitempty"`
+	Name  string `json:"name,omitempty"`
+}
+
+// ControllerResult is what applying a ControllerCmd returns.
+type ControllerResult struct {
+	Topic      *Topic
+	ProducerID int64
+	Err        *kerr.Error
+}
+
+// Encode serializes the command for Propose.
+func (c *ControllerCmd) Encode() []byte {
+	b, _ := json.Marshal(c)
+	return append(NewCommand(0), b...)
+}
+
+// Controller is the metadata state machine (raft group 0). Every applied
+// command is written to Pebble with the applied index in one batch, so a
+// restart resumes exactly after it.
+type Controller struct {
+	db       *storage.DB
+	md       atomic.Pointer[Metadata]
+	applied  uint64
+	trimmed  uint64
+	onChange func(old, cur *Metadata)
+}
+
+type controllerState struct {
+	Applied  uint64    `json:"applied"`
+	Metadata *Metadata `json:"metadata"`
+}
+
+var controllerKey = storage.MetaKey("controller")
+
+// OpenController loads the metadata. onChange runs on the controller
+// actor after each change (the node spawns and deletes replicas there).
+func OpenController(db *storage.DB, onChange func(old, cur *Metadata)) (*Controller, uint64, error) {
+	st := controllerState{Metadata: &Metadata{Topics: map[string]*Topic{}, NextGroup: 1, NextProducerID: 1000}}
+	v, err := db.Get(controllerKey)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(v, &st); err != nil {
+			return nil, 0, fmt.Errorf("controller state: %w", err)
+		}
+		if st.Metadata.Topics == nil {
+			st.Metadata.Topics = map[string]*Topic{}
+		}
+	case err != storage.ErrNotFound:
+		return nil, 0, err
+	}
+	st.Metadata.index()
+	c := &Controller{db: db, applied: st.Applied, trimmed: st.Applied, onChange: onChange}
+	c.md.Store(st.Metadata)
+	return c, st.Applied, nil
+}
+
+// Metadata is the current snapshot; safe from any goroutine.
+func (c *Controller) Metadata() *Metadata { return c.md.Load() }
+
+// Apply implements StateMachine.
+func (c *Controller) Apply(index, term uint64, data []byte) any {
+	var cmd ControllerCmd
+	if err := json.Unmarshal(data, &cmd); err != nil {
+		return &ControllerResult{Err: kerr.InvalidRequest}
+	}
+	old := c.md.Load()
+	cur := old.clone()
+	res := &ControllerResult{}
+	switch cmd.Op {
+	case "create_topic":
+		t := cmd.Topic
+		if t == nil {
+			res.Err = kerr.InvalidRequest
+			break
+		}
+		if _, ok := cur.Topics[t.Name]; ok {
+			res.Err = kerr.TopicAlreadyExists
+			break
+		}
+		nt := *t
+		nt.Groups = make([]uint64, len(t.Replicas))
+		for i := range nt.Groups {
+			nt.Groups[i] = cur.NextGroup
+			cur.NextGroup++
+		}
+		cur.Topics[t.Name] = &nt
+		res.Topic = &nt
+	case "delete_topic":
+		t, ok := cur.Topics[cmd.Name]
+		if !ok {
+			res.Err = kerr.UnknownTopicOrPartition
+			break
+		}
+		delete(cur.Topics, cmd.Name)
+		res.Topic = t
+	case "alloc_producer_id":
+		res.ProducerID = cur.NextProducerID
+		cur.NextProducerID++
+	default:
+		res.Err = kerr.InvalidRequest
+	}
+	c.applied = index
+	if res.Err != nil {
+		return res
+	}
+	cur.index()
+	v, _ := json.Marshal(controllerState{Applied: index, Metadata: cur})
+	b := c.db.NewBatch()
+	_ = b.Set(controllerKey, v, nil)
+	// No sync: the raft entry is already durable; a lost write is replayed.
+	if err := c.db.Commit(b, false); err != nil {
+		panic(fmt.Errorf("controller: %w", err))
+	}
+	c.md.Store(cur)
+	if c.onChange != nil {
+		c.onChange(old, cur)
+	}
+	return res
+}
+
+// Applied implements StateMachine.
+func (c *Controller) Applied() bool { return false }
+
+// Checkpoint implements StateMachine: the state is already in Pebble, so a
+// checkpoint only trims the raft log.
+func (c *Controller) Checkpoint(index uint64) Checkpoint {
+	if index <= c.trimmed {
+		return nil
+	}
+	c.trimmed = index
+	return trimOnly(index)
+}
+
+// Close implements StateMachine.
+func (c *Controller) Close(bool) error { return nil }
+
+type trimOnly uint64
+
+func (t trimOnly) Index() uint64              { return uint64(t) }
+func (t trimOnly) Run() error                 { return nil }
+func (t trimOnly) Save(b *pebble.Batch) error { return nil }

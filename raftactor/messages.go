@@ -1,0 +1,53 @@
+package raftactor
+
+import (
+	"errors"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// CommandHeader is the room every command leaves at its start for the
+// replica's proposal id, so proposing does not copy the command.
+const CommandHeader = 8
+
+// NewCommand allocates a command with n payload bytes after the header.
+func NewCommand(n int) []byte { return make([]byte, CommandHeader+n) }
+
+// Propose asks a replica to replicate Data (a state-machine command built
+// with NewCommand, owned by the replica from now on) and
+// answer ReplyTo with a *Result carrying Token once it is applied. A reply
+// by message rather than a future keeps the hot path at one-way sends.
+type Propose struct {
+	Data    []byte
+	ReplyTo *actor.PID
+	Token   any
+}
+
+// Result answers a Propose: Value is what the state machine's Apply
+// returned, or Err is set when the command was never applied.
+type Result struct {
+	Token any
+	Value any
+	Err   error
+}
+
+// Tick is the node ticker's heartbeat to every replica.
+type Tick struct{}
+
+// Delete stops the replica and removes its raft log and data.
+type Delete struct{}
+
+// ErrNotLeader answers a proposal made to a replica that does not lead.
+var ErrNotLeader = errors.New("raftactor: not the leader")
+
+// ErrStopped answers proposals pending when the replica stops.
+var ErrStopped = errors.New("raftactor: replica stopped")
+
+// readyNow asks the replica to handle one Ready. It is queued behind the
+// proposals already in the mailbox, so they all land in the same Ready.
+type readyNow struct{}
+
+type checkpointDone struct {
+	cp  Checkpoint
+	err error
+}

@@ -1,0 +1,239 @@
+package raftactor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+	"github.com/chronik-actor/chronik-actor/storage"
+)
+
+// cmdProduce is the only partition command: one validated record batch.
+const cmdProduce byte = 1
+
+// EncodeProduce builds the command that appends batch to a partition.
+func EncodeProduce(batch []byte) []byte {
+	out := NewCommand(1 + len(batch))
+	out[CommandHeader] = cmdProduce
+	copy(out[CommandHeader+1:], batch)
+	return out
+}
+
+// ProduceResult is what applying a produce command returns to the
+// proposer: the batch's base offset, or a Kafka error code.
+type ProduceResult struct {
+	BaseOffset     int64
+	LogStartOffset int64
+	Err            *kerr.Error
+}
+
+// PartitionConfig opens one partition's state machine.
+type PartitionConfig struct {
+	Group uint64
+	Dir   string // <data>/partitions/<topic>-<partition>
+	DB    *storage.DB
+	Log   storage.LogOptions
+	// CheckpointBytes asks for a checkpoint once this much has been applied
+	// since the last one, keeping the raft log (and memory) short.
+	CheckpointBytes int64
+}
+
+// Partition is a partition's state machine: the segment log, the producer
+// table and the leader-epoch history. Apply runs on the replica actor;
+// readers use the published views (View, Epochs).
+type Partition struct {
+	cfg       PartitionConfig
+	log       *storage.PartitionLog
+	producers *producerTable
+	epochs    []EpochStart
+	sinceCp   int64
+
+	pubEpochs atomic.Pointer[[]EpochStart]
+}
+
+// EpochStart is the first offset written in a leader epoch.
+type EpochStart struct {
+	Epoch       int32 `json:"epoch"`
+	StartOffset int64 `json:"start_offset"`
+}
+
+// partitionCheckpoint is the durable record beside the trimmed raft log.
+type partitionCheckpoint struct {
+	Index     uint64                   `json:"index"`
+	Position  storage.LogPosition      `json:"position"`
+	Producers map[int64]*producerEntry `json:"producers"`
+	Epochs    []EpochStart             `json:"epochs"`
+}
+
+// OpenPartition loads the last checkpoint and opens the segments at its
+// durable position; the raft log replays what came after. It returns the
+// applied index the replica starts from.
+func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
+	var cp partitionCheckpoint
+	v, err := cfg.DB.Get(storage.GroupMetaKey(cfg.Group, "checkpoint"))
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(v, &cp); err != nil {
+			return nil, 0, fmt.Errorf("partition %s: checkpoint: %w", cfg.Dir, err)
+		}
+	case err != storage.ErrNotFound:
+		return nil, 0, err
+	}
+	l, err := storage.OpenPartitionLog(cfg.Dir, cfg.Log, cp.Position)
+	if err != nil {
+		return nil, 0, err
+	}
+	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs}
+	if cp.Producers != nil {
+		p.producers.m = cp.Producers
+	}
+	p.publishEpochs()
+	if p.cfg.CheckpointBytes <= 0 {
+		p.cfg.CheckpointBytes = 32 << 20
+	}
+	return p, cp.Index, nil
+}
+
+// View is the partition's latest read view; safe from any goroutine.
+func (p *Partition) View() *storage.ReadView { return p.log.View() }
+
+// Epochs is the leader-epoch history; safe from any goroutine.
+func (p *Partition) Epochs() []EpochStart {
+	if e := p.pubEpochs.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// Apply implements StateMachine.
+func (p *Partition) Apply(index, term uint64, data []byte) any {
+	if len(data) < 1 || data[0] != cmdProduce {
+		return &ProduceResult{Err: kerr.InvalidRequest}
+	}
+	batch := data[1:]
+	h, err := protocol.ParseBatchHeader(batch)
+	if err != nil {
+		return &ProduceResult{Err: kerr.CorruptMessage}
+	}
+	if h.ProducerID >= 0 {
+		off, dup, kerrv := p.producers.check(h)
+		if kerrv != nil {
+			return &ProduceResult{Err: kerrv}
+		}
+		if dup {
+			return &ProduceResult{BaseOffset: off, LogStartOffset: p.log.View().LogStartOffset()}
+		}
+	}
+	epoch := int32(term)
+	base := p.log.NextOffset()
+	// A copy: the entry's bytes belong to the raft log and may still be
+	// read (sent to followers, re-read from storage) after this apply.
+	stored := append([]byte(nil), batch...)
+	protocol.SetBaseOffset(stored, base)
+	protocol.SetPartitionLeaderEpoch(stored, epoch)
+	if err := p.log.Append(stored); err != nil {
+		// A segment write failed: fail-stop, the log is in an unknown state.
+		panic(fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err))
+	}
+	if h.ProducerID >= 0 {
+		p.producers.record(h, base)
+	}
+	if n := len(p.epochs); n == 0 || p.epochs[n-1].Epoch < epoch {
+		p.epochs = append(p.epochs, EpochStart{Epoch: epoch, StartOffset: base})
+		p.publishEpochs()
+	}
+	p.sinceCp += int64(len(stored))
+	return &ProduceResult{BaseOffset: base, LogStartOffset: 0}
+}
+
+func (p *Partition) publishEpochs() {
+	e := append([]EpochStart(nil), p.epochs...)
+	p.pubEpochs.Store(&e)
+}
+
+// Applied implements StateMachine: publish one view per Ready, so fetches
+// and parked readers see the new data at once.
+func (p *Partition) Applied() bool {
+	p.log.Publish()
+	return p.sinceCp >= p.cfg.CheckpointBytes
+}
+
+// Checkpoint implements StateMachine.
+func (p *Partition) Checkpoint(index uint64) Checkpoint {
+	if p.sinceCp == 0 {
+		return nil
+	}
+	p.sinceCp = 0
+	prods := make(map[int64]*producerEntry, len(p.producers.m))
+	for id, e := range p.producers.m {
+		c := *e
+		c.Batches = append([]batchMeta(nil), e.Batches...)
+		prods[id] = &c
+	}
+	return &partitionCp{
+		key:  storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
+		job:  p.log.PrepareSync(),
+		data: partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...)},
+	}
+}
+
+// Close implements StateMachine. A deleted partition's directory was
+// already renamed by the node (DeletedDir); the renamed copy goes now.
+func (p *Partition) Close(deleted bool) error {
+	err := p.log.Close()
+	if deleted {
+		if rerr := os.RemoveAll(DeletedDir(p.cfg.Dir, p.cfg.Group)); rerr != nil && err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+// DeletedDir is where a deleted partition's directory is moved before its
+// files are removed; the group id makes it unique per incarnation.
+func DeletedDir(dir string, group uint64) string {
+	return fmt.Sprintf("%s.%d-delete", dir, group)
+}
+
+type partitionCp struct {
+	key  []byte
+	job  *storage.SyncJob
+	data partitionCheckpoint
+}
+
+func (c *partitionCp) Index() uint64 { return c.data.Index }
+func (c *partitionCp) Run() error    { return c.job.Run() }
+func (c *partitionCp) Save(b *pebble.Batch) error {
+	c.data.Position = c.job.Position()
+	v, err := json.Marshal(c.data)
+	if err != nil {
+		return err
+	}
+	return b.Set(c.key, v, nil)
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader-epoch
+// cache does: for the latest epoch the log end offset; for an older one the
+// largest epoch not above it and the start of the epoch after it; for one
+// before the first, the requested epoch and the first epoch's start; for
+// one beyond the latest (or an empty history), undefined (-1, -1).
+func EndOffsetForEpoch(epochs []EpochStart, epoch int32, end int64) (int32, int64) {
+	n := len(epochs)
+	if n == 0 || epoch > epochs[n-1].Epoch {
+		return -1, -1
+	}
+	if epoch == epochs[n-1].Epoch {
+		return epoch, end
+	}
+	i := sort.Search(n, func(i int) bool { return epochs[i].Epoch > epoch })
+	if i == 0 {
+		return epoch, epochs[0].StartOffset
+	}
+	return epochs[i-1].Epoch, epochs[i].StartOffset
+}

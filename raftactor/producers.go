@@ -1,0 +1,85 @@
+package raftactor
+
+import (
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+)
+
+// producerWindow is how many recent batches per producer are remembered
+// for duplicate detection: the client keeps at most 5 in flight.
+const producerWindow = 5
+
+// producerTable is a partition's idempotent-producer state. It is part of
+// the replica's applied state: it changes only at apply, is saved with
+// every checkpoint and rebuilt by replaying the raft log after it.
+type producerTable struct {
+	m map[int64]*producerEntry
+}
+
+type producerEntry struct {
+	Epoch   int16       `json:"epoch"`
+	Batches []batchMeta `json:"batches"` // oldest first
+}
+
+type batchMeta struct {
+	FirstSeq   int32 `json:"first_seq"`
+	LastSeq    int32 `json:"last_seq"`
+	BaseOffset int64 `json:"base_offset"`
+}
+
+func newProducerTable() *producerTable { return &producerTable{m: make(map[int64]*producerEntry)} }
+
+// check decides what happens to an idempotent batch, as Kafka's
+// ProducerAppendInfo does: a duplicate of one of the last batches is
+// answered with its original offset and not written again; a stale epoch
+// is INVALID_PRODUCER_EPOCH; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER. A
+// producer we hold no state for may start at any sequence (its state may
+// have been lost to retention, as Kafka allows).
+func (t *producerTable) check(h protocol.BatchHeader) (dupOffset int64, dup bool, err *kerr.Error) {
+	e := t.m[h.ProducerID]
+	if e == nil {
+		return 0, false, nil
+	}
+	switch {
+	case h.ProducerEpoch < e.Epoch:
+		return 0, false, kerr.InvalidProducerEpoch
+	case h.ProducerEpoch > e.Epoch:
+		if h.BaseSequence != 0 {
+			return 0, false, kerr.OutOfOrderSequenceNumber
+		}
+		return 0, false, nil
+	}
+	for _, b := range e.Batches {
+		if b.FirstSeq == h.BaseSequence && b.LastSeq == h.LastSequence() {
+			return b.BaseOffset, true, nil
+		}
+	}
+	if n := len(e.Batches); n > 0 && h.BaseSequence != nextSeq(e.Batches[n-1].LastSeq) {
+		return 0, false, kerr.OutOfOrderSequenceNumber
+	}
+	return 0, false, nil
+}
+
+// record remembers a batch that was written at baseOffset.
+func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64) {
+	e := t.m[h.ProducerID]
+	if e == nil || e.Epoch != h.ProducerEpoch {
+		e = &producerEntry{Epoch: h.ProducerEpoch}
+		t.m[h.ProducerID] = e
+	}
+	e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
+	if len(e.Batches) > producerWindow {
+		e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
+	}
+}
+
+// nextSeq is the sequence after s; sequences wrap to 0 after MaxInt32.
+func nextSeq(s int32) int32 {
+	if s == math.MaxInt32 {
+		return 0
+	}
+	return s + 1
+}

@@ -1,0 +1,107 @@
+package raftactor
+
+import (
+	"encoding/binary"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// handleReady handles at most one Ready. Every proposal that reached the
+// mailbox before this message is already in the RawNode, so a Ready
+// carries all of them and they share one Pebble commit.
+//
+// Order: apply, persist, send, Advance. Applying before persisting this
+// Ready's new entries is safe: CommittedEntries are committed, hence
+// already durable on a quorum (for a single voter: persisted by an earlier
+// Ready). It lets the acks of the previous batch go out while this batch
+// is being fsynced instead of after it.
+func (r *Replica) handleReady(ctx actor.Context) {
+	if r.stopped || !r.rn.HasReady() {
+		return
+	}
+	rd := r.rn.Ready()
+	if rd.SoftState != nil {
+		r.setLeader(ctx, rd.SoftState.RaftState == raft.StateLeader)
+	}
+
+	// 1. apply committed entries
+	if len(rd.CommittedEntries) > 0 {
+		r.apply(ctx, rd.CommittedEntries)
+	}
+
+	// 2. persist entries and HardState in one batch (rule 1)
+	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
+		b := r.cfg.DB.NewBatch()
+		if err := r.store.Append(b, rd.Entries); err != nil {
+			r.fail("append", err)
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			r.store.SetHardState(b, rd.HardState)
+			r.term.Store(int64(rd.HardState.GetTerm()))
+		}
+		if err := r.cfg.DB.Commit(b, rd.MustSync); err != nil {
+			r.fail("persist", err)
+		}
+	}
+
+	// 3. send: a single-voter group has no peers; the cluster transport
+	// takes rd.Messages here.
+
+	// 4. Advance
+	r.rn.Advance(rd)
+	if r.rn.HasReady() {
+		r.scheduleReady(ctx)
+	}
+}
+
+func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
+	for _, e := range ents {
+		switch e.GetType() {
+		case pb.EntryNormal:
+			if len(e.Data) >= 8 {
+				id := binary.BigEndian.Uint64(e.Data)
+				v := r.cfg.SM.Apply(e.GetIndex(), e.GetTerm(), e.Data[8:])
+				if p, ok := r.pending[id]; ok {
+					delete(r.pending, id)
+					r.reply(ctx, p, v, nil)
+				}
+			}
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			var cc pb.ConfChangeV2
+			if e.GetType() == pb.EntryConfChange {
+				var v1 pb.ConfChange
+				if err := protoUnmarshal(e.Data, &v1); err != nil {
+					r.fail("conf change", err)
+				}
+				cc = *v1.AsV2()
+			} else if err := protoUnmarshal(e.Data, &cc); err != nil {
+				r.fail("conf change", err)
+			}
+			cs := r.rn.ApplyConfChange(&cc)
+			b := r.cfg.DB.NewBatch()
+			r.store.SetVoters(b, cs.Voters)
+			if err := r.cfg.DB.Commit(b, false); err != nil {
+				r.fail("conf change", err)
+			}
+		}
+		r.applied = e.GetIndex()
+	}
+	if r.cfg.SM.Applied() && !r.cpRunning {
+		r.startCheckpoint(ctx)
+	}
+}
+
+func (r *Replica) setLeader(ctx actor.Context, leader bool) {
+	if r.leader && !leader {
+		// Proposals of a deposed leader may or may not commit; their
+		// proposers learn NOT_LEADER and retry, and idempotence absorbs a
+		// retry of one that did commit.
+		for id, p := range r.pending {
+			r.reply(ctx, p, nil, ErrNotLeader)
+			delete(r.pending, id)
+		}
+	}
+	r.leader = leader
+}

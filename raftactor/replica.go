@@ -1,0 +1,252 @@
+package raftactor
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.etcd.io/raft/v3"
+
+	"github.com/chronik-actor/chronik-actor/storage"
+)
+
+// Config describes one replica of one raft group on this node.
+type Config struct {
+	Group   uint64
+	NodeID  uint64
+	Voters  []uint64 // the group's members when it is first created
+	DB      *storage.DB
+	SM      StateMachine
+	Applied uint64 // the state machine's durable applied index
+	Log     *slog.Logger
+	// CheckpointEvery bounds how long applied entries stay in the raft log
+	// before a checkpoint trims it.
+	CheckpointEvery time.Duration
+}
+
+// Replica is the actor owning one RawNode. Only its Receive touches the
+// RawNode, the LogStore and the state machine.
+type Replica struct {
+	cfg     Config
+	rn      *raft.RawNode
+	store   *storage.LogStore
+	log     *slog.Logger
+	leader  bool
+	applied uint64
+
+	nextID  uint64
+	pending map[uint64]*Propose // proposal id -> proposer, on the leader
+
+	readyQueued bool
+	cpRunning   bool
+	lastCp      time.Time
+	deleted     bool
+	stopped     bool
+
+	term atomic.Int64 // current term = leader epoch, read by handlers
+}
+
+// Term is the group's current term, which is the partition's leader epoch.
+// Safe from any goroutine.
+func (r *Replica) Term() int32 { return int32(r.term.Load()) }
+
+// NewReplica opens the group's raft log and builds the RawNode; the caller
+// spawns the actor with Props.
+func NewReplica(cfg Config) (*Replica, error) {
+	store, err := storage.OpenLogStore(cfg.DB, cfg.Group, cfg.Voters)
+	if err != nil {
+		return nil, err
+	}
+	applied := cfg.Applied
+	if first, _ := store.FirstIndex(); applied < first-1 {
+		// The state machine can never be behind the trimmed log: it is
+		// trimmed only after a checkpoint. A bootstrapped log starts at 1.
+		applied = first - 1
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = time.Second
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        cfg.NodeID,
+		ElectionTick:              10,
+		HeartbeatTick:             1,
+		Storage:                   store,
+		Applied:                   applied,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: 256 << 20,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{cfg.Log},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft group %d: %w", cfg.Group, err)
+	}
+	return &Replica{
+		cfg:     cfg,
+		rn:      rn,
+		store:   store,
+		log:     cfg.Log,
+		applied: applied,
+		pending: make(map[uint64]*Propose),
+		lastCp:  time.Now(),
+	}, nil
+}
+
+// Props spawns r with a bounded mailbox. Senders are bounded upstream (each
+// connection caps its requests in flight), so the bound is never reached in
+// normal operation. A panic stops the replica rather than restarting it
+// over state that may be half-applied.
+func (r *Replica) Props() *actor.Props {
+	return actor.PropsFromProducer(func() actor.Actor { return r },
+		actor.WithMailbox(actor.Bounded(1<<16)),
+		actor.WithSupervisor(stopOnPanic))
+}
+
+var stopOnPanic = actor.NewOneForOneStrategy(0, 10*time.Second, func(reason any) actor.Directive {
+	return actor.StopDirective
+})
+
+// Receive implements actor.Actor.
+func (r *Replica) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		r.start(ctx)
+	case *Propose:
+		r.propose(ctx, m)
+	case readyNow:
+		r.readyQueued = false
+		r.handleReady(ctx)
+	case *Tick:
+		r.tick(ctx)
+	case *checkpointDone:
+		r.finishCheckpoint(m)
+	case *Delete:
+		r.deleted = true
+		ctx.Stop(ctx.Self())
+	case *actor.Stopping:
+		r.stop(ctx)
+	}
+}
+
+func (r *Replica) start(ctx actor.Context) {
+	// With one voter there is nobody to wait for: campaign at once so the
+	// partition serves as soon as it is spawned. With more voters the
+	// election timeout (and PreVote) decides.
+	if len(r.cfg.Voters) <= 1 {
+		if err := r.rn.Campaign(); err != nil {
+			r.log.Error("campaign", "group", r.cfg.Group, "err", err)
+		}
+	}
+	st := r.rn.BasicStatus()
+	r.leader = st.RaftState == raft.StateLeader
+	r.term.Store(int64(st.GetTerm()))
+	r.scheduleReady(ctx)
+}
+
+func (r *Replica) propose(ctx actor.Context, p *Propose) {
+	if !r.leader || r.stopped {
+		r.reply(ctx, p, nil, ErrNotLeader)
+		return
+	}
+	if len(p.Data) < CommandHeader {
+		r.reply(ctx, p, nil, fmt.Errorf("raftactor: command of %d bytes", len(p.Data)))
+		return
+	}
+	r.nextID++
+	binary.BigEndian.PutUint64(p.Data, r.nextID)
+	if err := r.rn.Propose(p.Data); err != nil {
+		r.reply(ctx, p, nil, err)
+		return
+	}
+	r.pending[r.nextID] = p
+	r.scheduleReady(ctx)
+}
+
+func (r *Replica) reply(ctx actor.Context, p *Propose, v any, err error) {
+	if p.ReplyTo != nil {
+		ctx.Send(p.ReplyTo, &Result{Token: p.Token, Value: v, Err: err})
+	}
+}
+
+func (r *Replica) scheduleReady(ctx actor.Context) {
+	if !r.readyQueued {
+		r.readyQueued = true
+		ctx.Send(ctx.Self(), readyNow{})
+	}
+}
+
+func (r *Replica) tick(ctx actor.Context) {
+	r.rn.Tick()
+	if !r.cpRunning && time.Since(r.lastCp) >= r.cfg.CheckpointEvery {
+		r.startCheckpoint(ctx)
+	}
+	if r.rn.HasReady() {
+		r.scheduleReady(ctx)
+	}
+}
+
+func (r *Replica) startCheckpoint(ctx actor.Context) {
+	r.lastCp = time.Now()
+	cp := r.cfg.SM.Checkpoint(r.applied)
+	if cp == nil {
+		return
+	}
+	r.cpRunning = true
+	self, sys := ctx.Self(), ctx.ActorSystem()
+	go func() {
+		err := cp.Run()
+		sys.Root.Send(self, &checkpointDone{cp: cp, err: err})
+	}()
+}
+
+func (r *Replica) finishCheckpoint(m *checkpointDone) {
+	r.cpRunning = false
+	if m.err != nil {
+		r.fail("checkpoint", m.err)
+		return
+	}
+	if r.stopped {
+		return
+	}
+	b := r.cfg.DB.NewBatch()
+	if err := m.cp.Save(b); err != nil {
+		r.fail("checkpoint", err)
+	}
+	if err := r.store.Compact(b, m.cp.Index()); err != nil {
+		r.fail("trim raft log", err)
+	}
+	// No sync: the checkpoint only trims what the synced raft log still
+	// holds, and Pebble's WAL keeps this write behind every earlier one.
+	if err := r.cfg.DB.Commit(b, false); err != nil {
+		r.fail("trim raft log", err)
+	}
+}
+
+func (r *Replica) stop(ctx actor.Context) {
+	r.stopped = true
+	for id, p := range r.pending {
+		r.reply(ctx, p, nil, ErrStopped)
+		delete(r.pending, id)
+	}
+	if err := r.cfg.SM.Close(r.deleted); err != nil {
+		r.log.Error("close replica", "group", r.cfg.Group, "err", err)
+	}
+	if r.deleted {
+		if err := r.cfg.DB.DeleteGroup(r.cfg.Group); err != nil {
+			r.log.Error("delete raft group", "group", r.cfg.Group, "err", err)
+		}
+	}
+}
+
+// fail stops the node: a storage error leaves the replica's durable state
+// unknown, and continuing could acknowledge writes that are not on disk.
+func (r *Replica) fail(what string, err error) {
+	r.log.Error("storage failure, stopping the node", "group", r.cfg.Group, "op", what, "err", err)
+	os.Exit(70)
+}

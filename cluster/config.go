@@ -1,6 +1,13 @@
 package cluster
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Config is everything one node needs to run: its identity, where it
 // listens and keeps data, and the cluster-wide defaults for topics. It is
@@ -48,4 +55,248 @@ func Default() Config {
 		SegmentBytes:             128 << 20,
 		FlushInterval:            time.Second,
 	}
+}
+
+// ApplyNode copies the listen address and data directory of the [[nodes]]
+// entry whose id is c.NodeID into c, and reports whether there was one. The
+// loader calls it once the file is read; callers that change NodeID later
+// (environment, flags) call it again before applying their own addresses, so
+// that `--node-id 2 --config cluster.toml` picks node 2's entry.
+func (c *Config) ApplyNode() bool {
+	for _, n := range c.Nodes {
+		if n.ID != c.NodeID {
+			continue
+		}
+		if n.Kafka != "" {
+			c.KafkaAddr = n.Kafka
+		}
+		if n.DataDir != "" {
+			c.DataDir = n.DataDir
+		}
+		return true
+	}
+	return false
+}
+
+// Environment variables that override cluster.toml. CHRONIK_CONFIG, which
+// names the file itself, is read by the command, not here.
+const (
+	EnvNodeID         = "CHRONIK_NODE_ID"
+	EnvDataDir        = "CHRONIK_DATA_DIR"
+	EnvKafkaAddr      = "CHRONIK_KAFKA_ADDR"
+	EnvAdvertisedAddr = "CHRONIK_ADVERTISED_ADDR"
+	EnvLogLevel       = "CHRONIK_LOG_LEVEL"
+)
+
+// ApplyEnv overrides cfg with the CHRONIK_* variables that are set and not
+// empty. getenv is a parameter so tests need not touch the process
+// environment. Errors name the variable.
+func ApplyEnv(cfg *Config, getenv func(string) string) error {
+	if v := getenv(EnvNodeID); v != "" {
+		id, err := ParseNodeID(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", EnvNodeID, err)
+		}
+		cfg.NodeID = id
+		// The node's own entry first, so that the address and directory
+		// variables below still win over it.
+		cfg.ApplyNode()
+	}
+	if v := getenv(EnvDataDir); v != "" {
+		cfg.DataDir = v
+	}
+	if v := getenv(EnvKafkaAddr); v != "" {
+		if err := CheckListenAddr(v); err != nil {
+			return fmt.Errorf("%s: %w", EnvKafkaAddr, err)
+		}
+		cfg.KafkaAddr = v
+	}
+	if v := getenv(EnvAdvertisedAddr); v != "" {
+		if err := CheckAddr(v); err != nil {
+			return fmt.Errorf("%s: %w", EnvAdvertisedAddr, err)
+		}
+		cfg.AdvertisedAddr = v
+	}
+	if v := getenv(EnvLogLevel); v != "" {
+		if _, err := ParseLogLevel(v); err != nil {
+			return fmt.Errorf("%s: %w", EnvLogLevel, err)
+		}
+		cfg.LogLevel = v
+	}
+	return nil
+}
+
+// ParseNodeID parses a node id as given on the command line or in the
+// environment: a decimal number from 1 up.
+func ParseNodeID(s string) (int32, error) {
+	id, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || id < 1 {
+		return 0, fmt.Errorf("%q is not a node id (a number from 1)", s)
+	}
+	return int32(id), nil
+}
+
+// ParseLogLevel maps the configured level name to slog's. "warning" is
+// accepted because operators coming from other brokers type it.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("%q is not a log level (debug, info, warn, error)", s)
+}
+
+// CheckAddr reports whether s is HOST:PORT with a non-empty host and a
+// port from 1 to 65535: an address that others dial.
+func CheckAddr(s string) error {
+	port, err := splitAddr(s, false)
+	if err != nil {
+		return err
+	}
+	if port == 0 {
+		return fmt.Errorf("%q has port 0, which nobody can dial", s)
+	}
+	return nil
+}
+
+// CheckListenAddr is CheckAddr for an address to listen on: the host may be
+// empty (all interfaces) and port 0 lets the kernel pick one, which tests
+// and the embedded benchmark broker rely on.
+func CheckListenAddr(s string) error {
+	_, err := splitAddr(s, true)
+	return err
+}
+
+func splitAddr(s string, emptyHost bool) (uint64, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil || (host == "" && !emptyHost) {
+		return 0, fmt.Errorf("%q is not HOST:PORT", s)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not HOST:PORT: port %q is not a number from 0 to 65535", s, portStr)
+	}
+	return port, nil
+}
+
+// Validate checks the assembled configuration and returns its first
+// problem, named by the cluster.toml key (or the setting) it concerns.
+func (c Config) Validate() error {
+	if ps := c.problems(); len(ps) > 0 {
+		return fmt.Errorf("key %s: %w", ps[0].key, ps[0].err)
+	}
+	return nil
+}
+
+// problem is one invalid setting. key is its cluster.toml path
+// ("cluster.partitions", "nodes[1].kafka") so that the file loader can
+// turn it into a line number; settings that only come from flags or the
+// environment use their flag's spelling with underscores.
+type problem struct {
+	key string
+	err error
+}
+
+// problems lists every invalid setting, so that the file loader can skip
+// those that did not come from the file and still report the rest.
+func (c Config) problems() []problem {
+	var ps []problem
+	add := func(key string, format string, args ...any) {
+		ps = append(ps, problem{key, fmt.Errorf(format, args...)})
+	}
+	addErr := func(key string, err error) {
+		if err != nil {
+			ps = append(ps, problem{key, err})
+		}
+	}
+
+	if c.NodeID < 1 {
+		add("node_id", "%d is not a node id (ids start at 1)", c.NodeID)
+	} else if len(c.Nodes) > 0 && !c.hasNode(c.NodeID) {
+		add("node_id", "%d is not among the [[nodes]] ids %v", c.NodeID, c.nodeIDs())
+	}
+	if c.DataDir == "" {
+		add("data_dir", "is empty")
+	}
+	addErr("kafka_addr", CheckListenAddr(c.KafkaAddr))
+	if c.AdvertisedAddr != "" {
+		addErr("advertised_addr", CheckAddr(c.AdvertisedAddr))
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		addErr("log_level", err)
+	}
+
+	if c.DefaultReplicationFactor < 1 {
+		add("cluster.replication_factor", "%d is less than 1", c.DefaultReplicationFactor)
+	} else if len(c.Nodes) > 0 && int(c.DefaultReplicationFactor) > len(c.Nodes) {
+		add("cluster.replication_factor", "%d is more than the %d nodes listed", c.DefaultReplicationFactor, len(c.Nodes))
+	}
+	if c.DefaultPartitions < 1 {
+		add("cluster.partitions", "%d is less than 1", c.DefaultPartitions)
+	}
+	if c.SegmentBytes < 1 {
+		add("cluster.segment_bytes", "%d is less than 1", c.SegmentBytes)
+	}
+	if c.FlushInterval <= 0 {
+		add("cluster.flush_interval", "%v is not positive", c.FlushInterval)
+	}
+
+	// Peers and clients dial these addresses, so two nodes sharing one
+	// would fail in confusing ways long after start.
+	seenID := map[int32]int{}
+	seenAddr := map[string]string{}
+	for i, n := range c.Nodes {
+		at := fmt.Sprintf("nodes[%d]", i)
+		if n.ID < 1 {
+			add(at+".id", "%d is not a node id (ids start at 1)", n.ID)
+		} else if j, dup := seenID[n.ID]; dup {
+			add(at+".id", "%d is also the id of nodes[%d]", n.ID, j)
+		} else {
+			seenID[n.ID] = i
+		}
+		for _, a := range []struct{ key, addr string }{
+			{"kafka", n.Kafka}, {"raft", n.Raft}, {"admin", n.Admin},
+		} {
+			key := at + "." + a.key
+			switch {
+			case a.addr == "" && a.key == "kafka":
+				add(key, "is missing")
+			case a.addr == "" && a.key == "raft" && len(c.Nodes) > 1:
+				add(key, "is missing; peers of a multi-node cluster reach each other through it")
+			case a.addr == "":
+			default:
+				if err := CheckAddr(a.addr); err != nil {
+					addErr(key, err)
+				} else if other, dup := seenAddr[a.addr]; dup {
+					add(key, "%q is also used by %s", a.addr, other)
+				} else {
+					seenAddr[a.addr] = key
+				}
+			}
+		}
+	}
+	return ps
+}
+
+func (c Config) hasNode(id int32) bool {
+	for _, n := range c.Nodes {
+		if n.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c Config) nodeIDs() []int32 {
+	ids := make([]int32, len(c.Nodes))
+	for i, n := range c.Nodes {
+		ids[i] = n.ID
+	}
+	return ids
 }

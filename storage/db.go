@@ -27,8 +27,8 @@ func OpenDB(dir string, log *slog.Logger) (*DB, error) {
 		// they are trimmed soon after apply. A large memtable lets the trim's
 		// range tombstone meet the entries before a flush, so they are
 		// dropped instead of written to an SST.
-		MemTableSize:                64 << 20,
-		MemTableStopWritesThreshold: 4,
+		MemTableSize:                256 << 20,
+		MemTableStopWritesThreshold: 2,
 		Logger:                      pebbleLogger{log},
 	}
 	p, err := pebble.Open(dir, opts)

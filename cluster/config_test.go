@@ -1,0 +1,269 @@
+package cluster
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const sample = `node_id = 2                  # picks the second entry
+[cluster]
+replication_factor = 3
+partitions = 3
+auto_create_topics = false
+segment_bytes = 1048576
+flush_interval = "250ms"
+
+[[nodes]]
+id = 1
+kafka = "127.0.0.1:9092"
+raft  = "127.0.0.1:5001"
+admin = "127.0.0.1:8081"
+data_dir = "data/node1"
+
+[[nodes]]
+id = 2
+kafka = "127.0.0.1:9093"
+raft  = "127.0.0.1:5002"
+data_dir = "data/node2"
+
+[[nodes]]
+id = 3
+kafka = "127.0.0.1:9094"
+raft  = "127.0.0.1:5003"
+`
+
+func writeFile(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadFile(t *testing.T) {
+	cfg := Default()
+	if err := LoadFile(writeFile(t, sample), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 2 || cfg.KafkaAddr != "127.0.0.1:9093" || cfg.DataDir != "data/node2" {
+		t.Errorf("node 2 not applied: id %d kafka %q dir %q", cfg.NodeID, cfg.KafkaAddr, cfg.DataDir)
+	}
+	if cfg.DefaultReplicationFactor != 3 || cfg.DefaultPartitions != 3 || cfg.AutoCreateTopics {
+		t.Errorf("cluster section not applied: %+v", cfg)
+	}
+	if cfg.SegmentBytes != 1<<20 || cfg.FlushInterval != 250*time.Millisecond {
+		t.Errorf("segment_bytes/flush_interval not applied: %d %v", cfg.SegmentBytes, cfg.FlushInterval)
+	}
+	if len(cfg.Nodes) != 3 || cfg.Nodes[0].Admin != "127.0.0.1:8081" || cfg.Nodes[2].DataDir != "" {
+		t.Errorf("nodes: %+v", cfg.Nodes)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestLoadFileKeepsUnsetKeys(t *testing.T) {
+	cfg := Default()
+	cfg.LogLevel = "debug"
+	if err := LoadFile(writeFile(t, "[cluster]\npartitions = 6\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.LogLevel = "debug"
+	want.DefaultPartitions = 6
+	if cfg.NodeID != want.NodeID || cfg.KafkaAddr != want.KafkaAddr || cfg.LogLevel != "debug" ||
+		cfg.DefaultPartitions != 6 || cfg.DefaultReplicationFactor != 1 || cfg.Nodes != nil {
+		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestLoadFileInlineNodes(t *testing.T) {
+	cfg := Default()
+	doc := "nodes = [\n  {id = 1, kafka = \"h:1\", raft = \"h:2\"},\n  {id = 2, kafka = \"h\", raft = \"h:3\"},\n]\n"
+	err := LoadFile(writeFile(t, doc), &cfg)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Line != 3 || fe.Key != "nodes[1].kafka" {
+		t.Fatalf("got %v, want line 3 key nodes[1].kafka", err)
+	}
+}
+
+// TestLoadFileErrors checks that every kind of mistake is reported with the
+// file, the line and the key, and leaves the config untouched.
+func TestLoadFileErrors(t *testing.T) {
+	node := func(id, kafka string) string {
+		return "[[nodes]]\nid = " + id + "\nkafka = " + kafka + "\nraft = \"h:5" + id + "\"\n"
+	}
+	tests := []struct {
+		name, doc string
+		line      int
+		key, msg  string
+	}{
+		{"syntax", "node_id = 1\n[cluster\n", 2, "", "expected ']'"},
+		{"unknown top", "node_id = 1\nnodeid = 2\n", 2, "nodeid", "unknown key"},
+		{"unknown table", "[clusters]\npartitions = 1\n", 1, "clusters", "unknown key"},
+		{"unknown in cluster", "[cluster]\npartitions = 1\nrf = 2\n", 3, "cluster.rf", "unknown key"},
+		{"unknown in node", node("1", `"h:1"`) + "port = 3\n", 5, "nodes[0].port", "unknown key"},
+		{"top key under table", "[cluster]\nnode_id = 1\n", 2, "cluster.node_id", "before the first [table]"},
+		{"string for int", "[cluster]\npartitions = \"3\"\n", 2, "cluster.partitions", `"3" (a TOML string) is not an integer`},
+		{"int for string", node("1", `"h:1"`) + node("2", "9093"), 7, "nodes[1].kafka", "is not a string"},
+		{"float id", "node_id = 1.5\n", 1, "node_id", "is not an integer"},
+		{"int for bool", "[cluster]\nauto_create_topics = 1\n", 2, "cluster.auto_create_topics", "is not a boolean"},
+		{"table for nodes", "[nodes]\nid = 1\n", 1, "nodes", "write each node as [[nodes]]"},
+		{"int for nodes", "nodes = 3\n", 1, "nodes", "3 (a TOML integer) is not an array of tables"},
+		{"duplicate key", "[cluster]\npartitions = 1\npartitions = 2\n", 3, "cluster.partitions", "defined twice"},
+		{"node_id zero", "node_id = 0\n", 1, "node_id", "ids start at 1"},
+		{"node_id huge", "node_id = 4294967296\n", 1, "node_id", "out of range"},
+		{"node_id absent", "node_id = 4\n" + node("1", `"h:1"`), 1, "node_id", "not among"},
+		{"partitions", "[cluster]\npartitions = 0\n", 2, "cluster.partitions", "less than 1"},
+		{"rf zero", "[cluster]\nreplication_factor = 0\n", 2, "cluster.replication_factor", "less than 1"},
+		{"rf too big", "[cluster]\nreplication_factor = 2\n" + node("1", `"h:1"`), 2, "cluster.replication_factor", "more than the 1 nodes"},
+		{"segment", "[cluster]\nsegment_bytes = -1\n", 2, "cluster.segment_bytes", "less than 1"},
+		{"flush", "[cluster]\nflush_interval = \"soon\"\n", 2, "cluster.flush_interval", "not a duration"},
+		{"id zero", node("0", `"h:1"`), 2, "nodes[0].id", "ids start at 1"},
+		{"id missing", "[[nodes]]\nkafka = \"h:1\"\n", 1, "nodes[0].id", "missing"},
+		{"id duplicate", node("1", `"h:1"`) + node("1", `"h:2"`), 6, "nodes[1].id", "also the id of nodes[0]"},
+		{"no port", node("1", `"localhost"`), 3, "nodes[0].kafka", `"localhost" is not HOST:PORT`},
+		{"port name", node("1", `"h:kafka"`), 3, "nodes[0].kafka", `port "kafka" is not a number`},
+		{"no host", node("1", `":9092"`), 3, "nodes[0].kafka", "is not HOST:PORT"},
+		{"kafka missing", "[[nodes]]\nid = 1\n", 1, "nodes[0].kafka", "missing"},
+		{"raft missing", node("1", `"h:1"`) + "[[nodes]]\nid = 2\nkafka = \"h:2\"\n", 5, "nodes[1].raft", "missing"},
+		{"same address", node("1", `"h:1"`) + node("2", `"h:1"`), 7, "nodes[1].kafka", "also used by nodes[0].kafka"},
+		{"admin", node("1", `"h:1"`) + "admin = \"h:0\"\n", 5, "nodes[0].admin", "port 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.doc)
+			cfg := Default()
+			err := LoadFile(path, &cfg)
+			if err == nil {
+				t.Fatalf("no error for:\n%s", tc.doc)
+			}
+			var fe *FileError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%T %v is not a *FileError", err, err)
+			}
+			if fe.File != path || fe.Line != tc.line || fe.Key != tc.key {
+				t.Errorf("got %s:%d key %q, want line %d key %q (%v)", fe.File, fe.Line, fe.Key, tc.line, tc.key, err)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("%q does not say %q", err, tc.msg)
+			}
+			if !strings.HasPrefix(err.Error(), path+":") {
+				t.Errorf("%q does not start with the file name", err)
+			}
+			if cfg.NodeID != Default().NodeID || cfg.Nodes != nil || cfg.DefaultPartitions != Default().DefaultPartitions {
+				t.Errorf("config changed on error: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	cfg := Default()
+	err := loadTOML("cluster.toml", []byte("[[nodes]]\nid = 1\nkafka = \"localhost\"\n"), &cfg)
+	const want = `cluster.toml:3: key nodes[0].kafka: "localhost" is not HOST:PORT`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func TestLoadFileMissing(t *testing.T) {
+	cfg := Default()
+	err := LoadFile(filepath.Join(t.TempDir(), "nope.toml"), &cfg)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "nope.toml") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// TestNodeIDAfterFile is the serve path: the file lists nodes without
+// node_id, and the node is chosen afterwards.
+func TestNodeIDAfterFile(t *testing.T) {
+	cfg := Default()
+	doc := strings.Replace(sample, "node_id = 2", "", 1)
+	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KafkaAddr != "127.0.0.1:9092" || cfg.DataDir != "data/node1" {
+		t.Errorf("default node 1 not applied: %q %q", cfg.KafkaAddr, cfg.DataDir)
+	}
+	env := map[string]string{EnvNodeID: "3", EnvDataDir: "/srv/n3"}
+	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 3 || cfg.KafkaAddr != "127.0.0.1:9094" || cfg.DataDir != "/srv/n3" {
+		t.Errorf("env: id %d kafka %q dir %q", cfg.NodeID, cfg.KafkaAddr, cfg.DataDir)
+	}
+	cfg.NodeID = 7
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among") {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	env := map[string]string{
+		EnvNodeID: "4", EnvDataDir: "/d", EnvKafkaAddr: "0.0.0.0:19092",
+		EnvAdvertisedAddr: "broker4:19092", EnvLogLevel: "debug",
+	}
+	cfg := Default()
+	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 4 || cfg.DataDir != "/d" || cfg.KafkaAddr != "0.0.0.0:19092" ||
+		cfg.AdvertisedAddr != "broker4:19092" || cfg.LogLevel != "debug" {
+		t.Errorf("got %+v", cfg)
+	}
+
+	bad := map[string]string{
+		EnvNodeID:         "zero",
+		EnvKafkaAddr:      "9092",
+		EnvAdvertisedAddr: ":9092",
+		EnvLogLevel:       "loud",
+	}
+	for name, v := range bad {
+		cfg := Default()
+		err := ApplyEnv(&cfg, func(k string) string {
+			if k == name {
+				return v
+			}
+			return ""
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), name+": ") {
+			t.Errorf("%s=%q: got %v, want an error naming the variable", name, v, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	tests := []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.NodeID = 0 }, "key node_id:"},
+		{func(c *Config) { c.DataDir = "" }, "key data_dir:"},
+		{func(c *Config) { c.KafkaAddr = "localhost" }, "key kafka_addr:"},
+		{func(c *Config) { c.AdvertisedAddr = "h:0" }, "key advertised_addr:"},
+		{func(c *Config) { c.LogLevel = "trace" }, "key log_level:"},
+		{func(c *Config) { c.DefaultPartitions = -1 }, "key cluster.partitions:"},
+		{func(c *Config) { c.FlushInterval = 0 }, "key cluster.flush_interval:"},
+	}
+	for _, tc := range tests {
+		c := Default()
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("got %v, want %q", err, tc.want)
+		}
+	}
+	c := Default()
+	c.KafkaAddr = ":0" // any interface, any port: tests and the embedded bench broker
+	if err := c.Validate(); err != nil {
+		t.Errorf(":0: %v", err)
+	}
+}

@@ -32,6 +32,7 @@ type Broker struct {
 	controller    *raftactor.Controller
 	controllerPID *actor.PID
 	replicas      *replicaSet
+	groups        *groupCoordinator
 
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
@@ -58,8 +59,13 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		return slog.New(levelFilter{log.Handler(), slog.LevelWarn}).With("component", "actor")
 	}))
 	b.replicas = newReplicaSet(b)
+	b.groups = newGroupCoordinator(b)
 	if err := b.startController(); err != nil {
 		db.Close()
+		return nil, err
+	}
+	if err := b.ensureOffsetsTopic(); err != nil {
+		b.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)

@@ -103,12 +103,16 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 	if v, ok := t.Configs["segment.bytes"]; ok {
 		fmt.Sscan(v, &segBytes)
 	}
-	sm, applied, err := raftactor.OpenPartition(raftactor.PartitionConfig{
+	pc := raftactor.PartitionConfig{
 		Group: group,
 		Dir:   filepath.Join(s.partitionsDir(), fmt.Sprintf("%s-%d", t.Name, i)),
 		DB:    s.b.db,
 		Log:   storage.LogOptions{SegmentBytes: segBytes},
-	})
+	}
+	if t.Name == offsetsTopic {
+		pc.Observer = s.b.groups.store(i)
+	}
+	sm, applied, err := raftactor.OpenPartition(pc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", t.Name, i, err)
 	}

@@ -29,6 +29,13 @@ type Config struct {
 	// before they are fsynced and the raft log below them is trimmed.
 	FlushInterval time.Duration
 
+	// OffsetsPartitions is the partition count of __consumer_offsets,
+	// fixed when the topic is first created (Kafka: offsets.topic.num.partitions).
+	OffsetsPartitions int32
+	// OffsetsRetention is how long the offsets of an empty group are kept
+	// (Kafka: offsets.retention.minutes, 7 days).
+	OffsetsRetention time.Duration
+
 	Nodes []Node // the cluster's members, from cluster.toml; empty for the single-node default
 }
 
@@ -54,6 +61,8 @@ func Default() Config {
 		DefaultReplicationFactor: 1,
 		SegmentBytes:             128 << 20,
 		FlushInterval:            time.Second,
+		OffsetsPartitions:        16,
+		OffsetsRetention:         7 * 24 * time.Hour,
 	}
 }
 

@@ -42,6 +42,17 @@ type PartitionConfig struct {
 	// CheckpointBytes asks for a checkpoint once this much has been applied
 	// since the last one, keeping the raft log (and memory) short.
 	CheckpointBytes int64
+	// Observer, when set, sees every batch of the log in offset order: all
+	// stored batches when the partition opens, then each one as it is
+	// applied. Internal topics (__consumer_offsets) materialize their state
+	// through it.
+	Observer BatchObserver
+}
+
+// BatchObserver is told of every batch a partition holds, with its final
+// offsets, on the replica's goroutine (or the opener's, at open).
+type BatchObserver interface {
+	ObserveBatch(batch []byte)
 }
 
 // Partition is a partition's state machine: the segment log, the producer
@@ -94,8 +105,14 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 		p.producers.m = cp.Producers
 	}
 	p.publishEpochs()
+	if cfg.Observer != nil {
+		if err := replayLog(l.View(), cfg.Observer); err != nil {
+			l.Close()
+			return nil, 0, fmt.Errorf("partition %s: replay: %w", cfg.Dir, err)
+		}
+	}
 	if p.cfg.CheckpointBytes <= 0 {
-		p.cfg.CheckpointBytes = 32 << 20
+		p.cfg.CheckpointBytes = 8 << 20
 	}
 	return p, cp.Index, nil
 }
@@ -143,6 +160,9 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	}
 	if h.ProducerID >= 0 {
 		p.producers.record(h, base)
+	}
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.ObserveBatch(stored)
 	}
 	if n := len(p.epochs); n == 0 || p.epochs[n-1].Epoch < epoch {
 		p.epochs = append(p.epochs, EpochStart{Epoch: epoch, StartOffset: base})
@@ -236,4 +256,28 @@ func EndOffsetForEpoch(epochs []EpochStart, epoch int32, end int64) (int32, int6
 		return epoch, epochs[0].StartOffset
 	}
 	return epochs[i-1].Epoch, epochs[i].StartOffset
+}
+
+// replayLog feeds every stored batch to o, in order.
+func replayLog(v *storage.ReadView, o BatchObserver) error {
+	for off := v.LogStartOffset(); off < v.HighWatermark(); {
+		data, err := v.Read(off, 1<<20)
+		if err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return fmt.Errorf("no data at offset %d below the high watermark %d", off, v.HighWatermark())
+		}
+		for len(data) >= protocol.BatchHeaderSize {
+			h, err := protocol.ParseBatchHeader(data)
+			if err != nil {
+				return err
+			}
+			n := int(h.Length) + 12
+			o.ObserveBatch(data[:n])
+			data = data[n:]
+			off = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+		}
+	}
+	return nil
 }

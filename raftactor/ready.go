@@ -87,6 +87,9 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			}
 		}
 		r.applied = e.GetIndex()
+		if r.leader && int64(e.GetTerm()) == r.term.Load() {
+			r.ready.Store(true)
+		}
 	}
 	if r.cfg.SM.Applied() && !r.cpRunning {
 		r.startCheckpoint(ctx)
@@ -104,4 +107,13 @@ func (r *Replica) setLeader(ctx actor.Context, leader bool) {
 		}
 	}
 	r.leader = leader
+	if !leader {
+		r.ready.Store(false)
+		return
+	}
+	held := r.waiting
+	r.waiting = nil
+	for _, p := range held {
+		r.propose(ctx, p)
+	}
 }

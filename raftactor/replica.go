@@ -40,6 +40,7 @@ type Replica struct {
 
 	nextID  uint64
 	pending map[uint64]*Propose // proposal id -> proposer, on the leader
+	waiting []*Propose          // proposals held until a single voter leads
 
 	readyQueued bool
 	cpRunning   bool
@@ -47,8 +48,14 @@ type Replica struct {
 	deleted     bool
 	stopped     bool
 
-	term atomic.Int64 // current term = leader epoch, read by handlers
+	term  atomic.Int64 // current term = leader epoch, read by handlers
+	ready atomic.Bool  // leader that has applied everything committed before its term
 }
+
+// LeaderReady reports whether this replica leads and has applied an entry
+// of its own term, hence every entry committed before it: state built at
+// apply (consumer groups) is then complete. Safe from any goroutine.
+func (r *Replica) LeaderReady() bool { return r.ready.Load() }
 
 // Term is the group's current term, which is the partition's leader epoch.
 // Safe from any goroutine.
@@ -150,7 +157,17 @@ func (r *Replica) start(ctx actor.Context) {
 }
 
 func (r *Replica) propose(ctx actor.Context, p *Propose) {
-	if !r.leader || r.stopped {
+	if r.stopped {
+		r.reply(ctx, p, nil, ErrStopped)
+		return
+	}
+	if !r.leader {
+		if len(r.cfg.Voters) <= 1 {
+			// A single voter becomes leader in its first Readys after
+			// start: hold the proposal until then rather than refuse it.
+			r.waiting = append(r.waiting, p)
+			return
+		}
 		r.reply(ctx, p, nil, ErrNotLeader)
 		return
 	}
@@ -234,6 +251,10 @@ func (r *Replica) stop(ctx actor.Context) {
 		r.reply(ctx, p, nil, ErrStopped)
 		delete(r.pending, id)
 	}
+	for _, p := range r.waiting {
+		r.reply(ctx, p, nil, ErrStopped)
+	}
+	r.waiting = nil
 	if err := r.cfg.SM.Close(r.deleted); err != nil {
 		r.log.Error("close replica", "group", r.cfg.Group, "err", err)
 	}

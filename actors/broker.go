@@ -68,6 +68,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		b.Close()
 		return nil, err
 	}
+	b.waitReplayed(time.Minute)
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
 		b.Close()
@@ -148,6 +149,24 @@ func (b *Broker) startController() error {
 	}
 	b.controllerPID = pid
 	return nil
+}
+
+// waitReplayed holds the listener back until every local replica has
+// replayed its raft log after a restart, so the first answers a client
+// gets (end offsets, fetches) already include every acknowledged record.
+func (b *Broker) waitReplayed(limit time.Duration) {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	var pending []*partitionHandle
+	b.replicas.each(func(h *partitionHandle) { pending = append(pending, h) })
+	for _, h := range pending {
+		select {
+		case <-h.replica.FirstReady():
+		case <-deadline.C:
+			b.log.Warn("serving before every replica replayed its log", "waited", limit)
+			return
+		}
+	}
 }
 
 // tick drives every replica's raft clock and checkpoints from one

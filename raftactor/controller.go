@@ -166,7 +166,7 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 	_ = b.Set(controllerKey, v, nil)
 	// No sync: the raft entry is already durable; a lost write is replayed.
 	if err := c.db.Commit(b, false); err != nil {
-		panic(fmt.Errorf("controller: %w", err))
+		return Fatal{fmt.Errorf("controller: %w", err)}
 	}
 	c.md.Store(cur)
 	if c.onChange != nil {

@@ -155,8 +155,7 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	protocol.SetBaseOffset(stored, base)
 	protocol.SetPartitionLeaderEpoch(stored, epoch)
 	if err := p.log.Append(stored); err != nil {
-		// A segment write failed: fail-stop, the log is in an unknown state.
-		panic(fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err))
+		return Fatal{fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err)}
 	}
 	if h.ProducerID >= 0 {
 		p.producers.record(h, base)

@@ -63,6 +63,9 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			if len(e.Data) >= 8 {
 				id := binary.BigEndian.Uint64(e.Data)
 				v := r.cfg.SM.Apply(e.GetIndex(), e.GetTerm(), e.Data[8:])
+				if f, ok := v.(Fatal); ok {
+					r.fail("apply", f.Err)
+				}
 				if p, ok := r.pending[id]; ok {
 					delete(r.pending, id)
 					r.reply(ctx, p, v, nil)
@@ -87,8 +90,9 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			}
 		}
 		r.applied = e.GetIndex()
-		if r.leader && int64(e.GetTerm()) == r.term.Load() {
+		if r.leader && int64(e.GetTerm()) == r.term.Load() && !r.ready.Load() {
 			r.ready.Store(true)
+			r.readyOnce.Do(func() { close(r.readyCh) })
 		}
 	}
 	if r.cfg.SM.Applied() && !r.cpRunning {

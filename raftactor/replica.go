@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,9 +49,15 @@ type Replica struct {
 	deleted     bool
 	stopped     bool
 
-	term  atomic.Int64 // current term = leader epoch, read by handlers
-	ready atomic.Bool  // leader that has applied everything committed before its term
+	term      atomic.Int64 // current term = leader epoch, read by handlers
+	ready     atomic.Bool  // leader that has applied everything committed before its term
+	readyCh   chan struct{}
+	readyOnce sync.Once
 }
+
+// FirstReady is closed the first time the replica is LeaderReady: after a
+// restart, its log has then been replayed in full.
+func (r *Replica) FirstReady() <-chan struct{} { return r.readyCh }
 
 // LeaderReady reports whether this replica leads and has applied an entry
 // of its own term, hence every entry committed before it: state built at
@@ -101,6 +108,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		log:     cfg.Log,
 		applied: applied,
 		pending: make(map[uint64]*Propose),
+		readyCh: make(chan struct{}),
 		lastCp:  time.Now(),
 	}, nil
 }

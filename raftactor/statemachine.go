@@ -28,3 +28,9 @@ type Checkpoint interface {
 	// Save records the checkpoint in the batch that trims the raft log.
 	Save(b *pebble.Batch) error
 }
+
+// Fatal, returned by Apply, is a storage failure: the replica stops the
+// node (fail-stop) rather than go on with state it can no longer vouch for.
+type Fatal struct{ Err error }
+
+func (f Fatal) Error() string { return f.Err.Error() }

@@ -1,0 +1,326 @@
+package testkit
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors"
+	"github.com/chronik-actor/chronik-actor/cluster"
+)
+
+// Broker is a chronik-actor node running inside the test process, on a
+// port of its own and a temporary data directory.
+type Broker struct {
+	b *actors.Broker
+}
+
+// Addr is the bound Kafka address.
+func (b *Broker) Addr() string { return b.b.Addr() }
+
+// StartBroker starts a single chronik-actor node in process and closes it
+// when the test ends. It returns once the node answers ApiVersions.
+func StartBroker(t testing.TB) *Broker {
+	t.Helper()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "broker.log")
+	// The broker logs to a file, not t.Log: its goroutines may still log
+	// after the test returns, which t.Log forbids. The tail is shown when
+	// the test fails.
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("broker log: %v", err)
+	}
+	cfg := cluster.Default()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.KafkaAddr = "127.0.0.1:0"
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	b, err := actors.StartBroker(cfg, log)
+	if err != nil {
+		logFile.Close()
+		t.Fatalf("start broker: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+		logFile.Close()
+		if t.Failed() {
+			logTail(t, "in-process broker", logPath)
+		}
+	})
+	if err := waitAPIVersions(b.Addr(), 30*time.Second, nil); err != nil {
+		t.Fatalf("broker at %s: %v", b.Addr(), err)
+	}
+	return &Broker{b: b}
+}
+
+// Process is a broker running as a child process, so that a check can
+// SIGKILL it (no deferred code, no flush, no graceful close) and start it
+// again on the same data directory and port.
+type Process struct {
+	t       testing.TB
+	bin     string
+	dataDir string
+	addr    string
+	logPath string
+	starts  int
+
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd.Wait returns
+}
+
+// Addr is the process's Kafka address; it stays the same across restarts.
+func (p *Process) Addr() string { return p.addr }
+
+// StartProcess builds the broker binary (once per test process) and runs
+// it on dataDir and a free 127.0.0.1 port. With CHRONIK_TEST_TARGET=kfake
+// the binary is testkit/internal/kfakebroker, which takes the same flags.
+func StartProcess(t testing.TB, dataDir string) *Process {
+	t.Helper()
+	p := &Process{
+		t:       t,
+		bin:     builtBinary(t, TargetKind()),
+		dataDir: dataDir,
+		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+		logPath: filepath.Join(t.TempDir(), "process.log"),
+	}
+	t.Cleanup(func() {
+		if p.running() {
+			p.Kill()
+		}
+		if t.Failed() {
+			logTail(t, "broker process", p.logPath)
+		}
+	})
+	p.start()
+	return p
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (p *Process) Kill() {
+	p.t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		p.t.Fatalf("kill broker: %v", err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("broker pid %d still running 30s after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// Restart starts the (killed) process again on the same data directory and
+// port and waits until it answers ApiVersions.
+func (p *Process) Restart() {
+	p.t.Helper()
+	if p.running() {
+		p.t.Fatalf("restart: broker pid %d is still running", p.cmd.Process.Pid)
+	}
+	p.start()
+}
+
+func (p *Process) running() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *Process) start() {
+	p.t.Helper()
+	p.starts++
+	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatalf("process log: %v", err)
+	}
+	fmt.Fprintf(logFile, "=== testkit: start #%d on %s\n", p.starts, p.addr)
+	cmd := exec.Command(p.bin, "--data-dir", p.dataDir, "--kafka-addr", p.addr, "--log-level", "info")
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		p.t.Fatalf("start %s: %v", p.bin, err)
+	}
+	exited := make(chan struct{})
+	n := p.starts
+	go func() {
+		// The exit status goes to the log: a broker that dies by itself
+		// mid-test shows why there, beside its last words.
+		err := cmd.Wait()
+		fmt.Fprintf(logFile, "=== testkit: start #%d exited: %v\n", n, err)
+		logFile.Close()
+		close(exited)
+	}()
+	p.cmd, p.exited = cmd, exited
+	if err := waitAPIVersions(p.addr, 60*time.Second, exited); err != nil {
+		p.t.Fatalf("broker process (start #%d) at %s: %v", p.starts, p.addr, err)
+	}
+}
+
+// freePort asks the kernel for a free port. Another process could take it
+// before the broker binds it; on a test machine that window is harmless.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Binaries are built once per test process, whichever test asks first;
+// TestMain removes them.
+const (
+	chronikPkg = "github.com/chronik-actor/chronik-actor/cmd/chronik-actor"
+	kfakePkg   = "github.com/chronik-actor/chronik-actor/testkit/internal/kfakebroker"
+)
+
+type build struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+var builds = map[Kind]*build{KindChronik: {}, KindKfake: {}}
+
+func builtBinary(t testing.TB, kind Kind) string {
+	t.Helper()
+	b := builds[kind]
+	pkg := chronikPkg
+	if kind == KindKfake {
+		pkg = kfakePkg
+	}
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "chronik-testkit-bin-")
+		if b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, filepath.Base(pkg))
+		out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// RemoveBuiltBinaries deletes what builtBinary built; call it from TestMain.
+func RemoveBuiltBinaries() {
+	for _, b := range builds {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
+	}
+}
+
+// waitAPIVersions retries an ApiVersions round trip until it succeeds, the
+// deadline passes, or exited is closed (the process died: waiting longer
+// would only hide why).
+func waitAPIVersions(addr string, within time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := probeAPIVersions(addr)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no ApiVersions answer within %v: %w", within, err)
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("process exited before answering ApiVersions (last probe: %v)", err)
+		case <-tick.C:
+		}
+	}
+}
+
+// probeAPIVersions does one ApiVersions v0 round trip: every broker serves
+// v0, and its response header has no tagged fields to skip.
+func probeAPIVersions(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 0
+	const corr = 1
+	if _, err := conn.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("testkit-probe")).AppendRequest(nil, req, corr)); err != nil {
+		return err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(conn, size[:]); err != nil {
+		return err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > 1<<20 {
+		return fmt.Errorf("ApiVersions response frame of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		return err
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+		return fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	if err := resp.ReadFrom(body[4:]); err != nil {
+		return fmt.Errorf("decode ApiVersions v0: %w", err)
+	}
+	if resp.ErrorCode != 0 || len(resp.ApiKeys) == 0 {
+		return fmt.Errorf("ApiVersions: error code %d, %d keys", resp.ErrorCode, len(resp.ApiKeys))
+	}
+	return nil
+}
+
+// logTail shows the end of a broker's log in the test output.
+func logTail(t testing.TB, what, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Logf("%s log: %v", what, err)
+		return
+	}
+	defer f.Close()
+	const keep = 60
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > keep {
+			lines = lines[1:]
+		}
+	}
+	t.Logf("last %d lines of the %s log (%s):", len(lines), what, path)
+	for _, l := range lines {
+		t.Log("  " + l)
+	}
+}

@@ -56,6 +56,12 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
+			if rt.Topic == offsetsTopic {
+				// Only the group coordinator writes there (Kafka: "Cannot
+				// append to internal topic").
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				continue
+			}
 			bh, kerrv := protocol.ValidateProduceBatch(rp.Records, maxMessageBytes(h.topic))
 			if kerrv == nil && bh.Codec() == protocol.CodecZstd && req.Version < 7 {
 				kerrv = kerr.UnsupportedCompressionType // zstd needs produce v7+

@@ -90,6 +90,7 @@ func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unkno
 		switch {
 		case t != nil:
 			rt.TopicID = t.ID
+			rt.IsInternal = t.Name == offsetsTopic
 			for i := range t.Groups {
 				rt.Partitions = append(rt.Partitions, c.partitionMetadata(t, int32(i)))
 			}

@@ -67,6 +67,12 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
+		if name == offsetsTopic {
+			st.ErrorCode = kerr.InvalidRequest.Code // the groups live there
+			msg := "internal topic " + offsetsTopic + " cannot be deleted"
+			st.ErrorMessage = &msg
+			continue
+		}
 		pending++
 		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "delete_topic", Name: name},
 			func(res *raftactor.ControllerResult, err error) {

@@ -1,11 +1,10 @@
 package actors
 
-// Fetch v4+ (topic ids from v13). Reads happen off the connection actor, in
-// a goroutine, through each partition's immutable read view; a fetch with
-// fewer than MinBytes waits until a view changes or MaxWaitMs passes.
-// Record bytes are the stored batches, byte for byte. Fetch sessions are
-// declined (session id 0), which every client handles by sending full
-// fetches; an unknown session id gets FETCH_SESSION_ID_NOT_FOUND.
+// Fetch v4+ (topic ids from v13, incremental fetch sessions from v7).
+// Reads happen off the connection actor, in a goroutine, through each
+// partition's immutable read view; a fetch with fewer than MinBytes waits
+// until a view changes or MaxWaitMs passes. Record bytes are the stored
+// batches, byte for byte.
 
 import (
 	"errors"
@@ -16,29 +15,84 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
 )
 
 func init() { register(kmsg.Fetch, handleFetch) }
 
+// fetchTarget is one partition a fetch reads, from the request or from the
+// fetch session.
+type fetchTarget struct {
+	topic       string
+	topicID     [16]byte
+	partition   int32
+	offset      int64
+	maxBytes    int32
+	leaderEpoch int32
+	// What the session last told the client, so an incremental response
+	// can leave out partitions with nothing new.
+	sentHW, sentLSO, sentStart int64
+}
+
 func handleFetch(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.FetchRequest)
-	if req.Version >= 7 && req.SessionID != 0 {
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-		c.respond(r, resp)
-		return
+	var sess *fetchSession
+	var targets []*fetchTarget
+	full := true
+	if req.Version >= 7 && !(req.SessionID == 0 && req.SessionEpoch == -1) {
+		var code int16
+		sess, targets, full, code = c.b.sessions.resolve(req, c.b.controller.Metadata())
+		if code != 0 {
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = code
+			c.respond(r, resp)
+			return
+		}
+	} else {
+		targets = requestTargetsFrom(req, c.b.controller.Metadata())
 	}
-	c.async(ctx, r, func() kmsg.Response { return c.b.fetch(req) })
+	c.async(ctx, r, func() kmsg.Response { return c.b.fetch(req, sess, targets, full) })
+}
+
+func requestTargetsFrom(req *kmsg.FetchRequest, md *raftactor.Metadata) []*fetchTarget {
+	var out []*fetchTarget
+	for _, rt := range req.Topics {
+		name := rt.Topic
+		if req.Version >= 13 {
+			name = ""
+			if t := md.TopicByID(rt.TopicID); t != nil {
+				name = t.Name
+			}
+		}
+		for _, rp := range rt.Partitions {
+			out = append(out, &fetchTarget{topic: name, topicID: rt.TopicID, partition: rp.Partition,
+				offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, leaderEpoch: rp.CurrentLeaderEpoch,
+				sentHW: -1, sentLSO: -1, sentStart: -1})
+		}
+	}
+	return out
 }
 
 // fetch builds the response, waiting for data up to MaxWaitMs.
-func (b *Broker) fetch(req *kmsg.FetchRequest) kmsg.Response {
+func (b *Broker) fetch(req *kmsg.FetchRequest, sess *fetchSession, targets []*fetchTarget, full bool) kmsg.Response {
+	if sess != nil {
+		// One fetch at a time per session: clients never overlap them,
+		// and the sent-values bookkeeping must not interleave.
+		sess.mu.Lock()
+		defer sess.mu.Unlock()
+	}
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		resp, size, waits := b.readFetch(req)
+		resp, size, waits, sent := b.readFetch(req, targets, full)
 		wait := time.Until(deadline)
 		if size >= int64(req.MinBytes) || wait <= 0 || len(waits) == 0 {
+			if sess != nil {
+				resp.SessionID = sess.id
+				for _, s := range sent {
+					s.apply()
+				}
+			}
 			return resp
 		}
 		// Park until any partition publishes a new view, or time is up.
@@ -53,68 +107,75 @@ func (b *Broker) fetch(req *kmsg.FetchRequest) kmsg.Response {
 	}
 }
 
-// readFetch reads every requested partition once. It returns the response,
-// the record bytes in it, and the channels that signal new data for the
-// partitions that were read without error.
-func (b *Broker) readFetch(req *kmsg.FetchRequest) (*kmsg.FetchResponse, int64, []<-chan struct{}) {
+// readFetch reads every target once. It returns the response, the record
+// bytes in it, and the channels that signal new data for the partitions
+// read without error. An incremental response (!full) carries only the
+// partitions with records, an error, or offsets the client has not seen.
+func (b *Broker) readFetch(req *kmsg.FetchRequest, targets []*fetchTarget, full bool) (*kmsg.FetchResponse, int64, []<-chan struct{}, []sentUpdate) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	md := b.controller.Metadata()
 	maxBytes := int64(req.MaxBytes)
-	if req.Version < 3 || maxBytes <= 0 {
+	if maxBytes <= 0 {
 		maxBytes = 1 << 62
 	}
 	var size int64
 	var waits []<-chan struct{}
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		name := rt.Topic
-		unknownID := false
-		if req.Version >= 13 {
-			if t := md.TopicByID(rt.TopicID); t != nil {
-				name = t.Name
-			} else {
-				unknownID = true
+	var st *kmsg.FetchResponseTopic
+	var sent []sentUpdate
+	for _, tg := range targets {
+		sp := kmsg.NewFetchResponseTopicPartition()
+		sp.Partition = tg.partition
+		sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+		sp.PreferredReadReplica = -1
+		// Empty, not null: librdkafka reads a null as a broken message
+		// set, and v12+ clients expect empty too.
+		sp.RecordBatches = []byte{}
+		var h *partitionHandle
+		if tg.topic != "" {
+			h = b.replicas.get(tg.topic, tg.partition)
+		}
+		switch {
+		case tg.topic == "" && req.Version >= 13:
+			sp.ErrorCode = kerr.UnknownTopicID.Code
+		case h == nil:
+			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		default:
+			v := h.sm.View()
+			sp.ErrorCode = b.readPartition(h, v, tg, &sp, maxBytes-size, size == 0)
+			size += int64(len(sp.RecordBatches))
+			if sp.ErrorCode == 0 {
+				waits = append(waits, v.Changed())
 			}
 		}
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
-			sp.PreferredReadReplica = -1
-			// Empty, not null: librdkafka reads a null as a broken
-			// message set, and v12+ clients expect empty too.
-			sp.RecordBatches = []byte{}
-			var h *partitionHandle
-			if !unknownID {
-				h = b.replicas.get(name, rp.Partition)
-			}
-			switch {
-			case unknownID:
-				sp.ErrorCode = kerr.UnknownTopicID.Code
-			case h == nil:
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			default:
-				v := h.sm.View()
-				sp.ErrorCode = b.readPartition(h, v, rp, &sp, maxBytes-size, size == 0)
-				size += int64(len(sp.RecordBatches))
-				if sp.ErrorCode == 0 {
-					waits = append(waits, v.Changed())
-				}
-			}
-			st.Partitions = append(st.Partitions, sp)
+		changed := len(sp.RecordBatches) > 0 || sp.ErrorCode != 0 ||
+			sp.HighWatermark != tg.sentHW || sp.LastStableOffset != tg.sentLSO || sp.LogStartOffset != tg.sentStart
+		if !full && !changed {
+			continue
 		}
-		resp.Topics = append(resp.Topics, st)
+		sent = append(sent, sentUpdate{tg, sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset})
+		if st == nil || st.Topic != tg.topic || st.TopicID != tg.topicID {
+			resp.Topics = append(resp.Topics, kmsg.NewFetchResponseTopic())
+			st = &resp.Topics[len(resp.Topics)-1]
+			st.Topic, st.TopicID = tg.topic, tg.topicID
+		}
+		st.Partitions = append(st.Partitions, sp)
 	}
-	return resp, size, waits
+	return resp, size, waits, sent
 }
 
-func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, rp kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, room int64, first bool) int16 {
-	if code := checkLeaderEpoch(h, rp.CurrentLeaderEpoch); code != 0 {
+// sentUpdate records, once a response is final, what it told the client.
+type sentUpdate struct {
+	tg                *fetchTarget
+	hw, lso, logStart int64
+}
+
+func (s sentUpdate) apply() { s.tg.sentHW, s.tg.sentLSO, s.tg.sentStart = s.hw, s.lso, s.logStart }
+
+func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetchTarget, sp *kmsg.FetchResponseTopicPartition, room int64, first bool) int16 {
+	if code := checkLeaderEpoch(h, tg.leaderEpoch); code != 0 {
 		return code
 	}
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
-	limit := int64(rp.PartitionMaxBytes)
+	limit := int64(tg.maxBytes)
 	if room < limit {
 		limit = room
 	}
@@ -124,7 +185,7 @@ func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, rp kmsg.
 	if limit <= 0 {
 		limit = 1 // Read still returns one whole batch
 	}
-	data, err := v.Read(rp.FetchOffset, int32(min(limit, 1<<31-1)))
+	data, err := v.Read(tg.offset, int32(min(limit, 1<<31-1)))
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code

@@ -33,6 +33,7 @@ type Broker struct {
 	controllerPID *actor.PID
 	replicas      *replicaSet
 	groups        *groupCoordinator
+	sessions      *fetchSessions
 
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
@@ -52,7 +53,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{})}
+	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{}), sessions: newFetchSessions()}
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		// protoactor logs every dead letter and lifecycle event at Info;
 		// only its warnings are worth an operator's attention.

@@ -9,6 +9,7 @@ package actors
 
 import (
 	"errors"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -25,8 +26,10 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	pending := 0
+	answered := false
 	finish := func() {
-		if pending == 0 && req.Acks != 0 {
+		if pending == 0 && req.Acks != 0 && !answered {
+			answered = true
 			c.respond(r, resp)
 		}
 	}
@@ -73,11 +76,17 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				continue
 			}
 			pending++
+			// Stays the answer if the replica does not reply in time.
+			sp.ErrorCode = kerr.RequestTimedOut.Code
 			ctx.Send(h.pid, &raftactor.Propose{
 				Data:    raftactor.EncodeProduce(rp.Records),
 				ReplyTo: replyTo,
 				Token: func(v any, err error) {
+					if answered {
+						return // timed out; the client retries (idempotently)
+					}
 					pending--
+					sp.ErrorCode = 0
 					if err != nil {
 						sp.ErrorCode = proposeErrCode(err)
 					} else {
@@ -97,7 +106,20 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 		c.noResponse(r)
 		return
 	}
+	if pending > 0 {
+		c.after(ctx, produceTimeout(req.TimeoutMillis), func() {
+			pending = 0
+			finish()
+		})
+	}
 	finish()
+}
+
+// produceTimeout is how long a produce waits for its replicas: the
+// request's timeout, within sane bounds (Kafka's default is 30 s).
+func produceTimeout(ms int32) time.Duration {
+	d := time.Duration(ms) * time.Millisecond
+	return min(max(d, time.Second), 5*time.Minute)
 }
 
 // proposeErrCode maps a replica's refusal to the retriable Kafka error a

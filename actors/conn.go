@@ -87,6 +87,8 @@ func (c *conn) Receive(ctx actor.Context) {
 		m.Token.(func(any, error))(m.Value, m.Err)
 	case *asyncDone:
 		c.complete(m.seq, m.frame)
+	case *deferred:
+		m.fn()
 	case *readErr:
 		if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, net.ErrClosed) {
 			c.log.Info("closing connection", "err", m.err)
@@ -185,6 +187,15 @@ func (c *conn) async(ctx actor.Context, r *request, fn func() kmsg.Response) {
 		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, resp)})
 	}()
 }
+
+// after runs fn on this connection's actor once d has passed (request
+// timeouts).
+func (c *conn) after(ctx actor.Context, d time.Duration, fn func()) {
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	time.AfterFunc(d, func() { root.Send(self, &deferred{fn: fn}) })
+}
+
+type deferred struct{ fn func() }
 
 // connWriter writes responses from its own goroutine, gathering all that
 // are ready into one writev.

@@ -64,8 +64,11 @@ func startConn(b *Broker, nc net.Conn) {
 		w:     newConnWriter(nc),
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return c },
-		// Bounded by maxInFlight frames plus their per-partition replies.
-		actor.WithMailbox(actor.Bounded(1<<14)),
+		// Bounded at the source: at most maxInFlight frames are read ahead,
+		// and each brings at most one reply per partition it names. A
+		// bounded queue would block the replicas that reply (see
+		// raftactor.Replica.Props).
+		actor.WithMailbox(actor.Unbounded()),
 		actor.WithSupervisor(stopOnPanic))
 	c.pid = b.sys.Root.Spawn(props)
 }
@@ -98,6 +101,7 @@ func (c *conn) Receive(ctx actor.Context) {
 		c.closed = true
 		c.nc.Close()
 		c.w.close()
+		c.b.conns.Add(-1)
 	case *actor.Restarting:
 		c.nc.Close()
 	}

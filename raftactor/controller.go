@@ -116,6 +116,11 @@ func (c *Controller) Metadata() *Metadata { return c.md.Load() }
 
 // Apply implements StateMachine.
 func (c *Controller) Apply(index, term uint64, data []byte) any {
+	if index <= c.applied {
+		// Applied and saved before a restart that resumed below it (see
+		// NewReplica); nobody waits for it now.
+		return nil
+	}
 	var cmd ControllerCmd
 	if err := json.Unmarshal(data, &cmd); err != nil {
 		return &ControllerResult{Err: kerr.InvalidRequest}

@@ -241,10 +241,11 @@ func (c *partitionCp) Save(b *pebble.Batch) error {
 // cache does: for the latest epoch the log end offset; for an older one the
 // largest epoch not above it and the start of the epoch after it; for one
 // before the first, the requested epoch and the first epoch's start; for
-// one beyond the latest (or an empty history), undefined (-1, -1).
+// one beyond the latest, UNDEFINED_EPOCH (-1) itself, or an empty history,
+// undefined (-1, -1).
 func EndOffsetForEpoch(epochs []EpochStart, epoch int32, end int64) (int32, int64) {
 	n := len(epochs)
-	if n == 0 || epoch > epochs[n-1].Epoch {
+	if n == 0 || epoch == -1 || epoch > epochs[n-1].Epoch {
 		return -1, -1
 	}
 	if epoch == epochs[n-1].Epoch {

@@ -66,9 +66,13 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 				if f, ok := v.(Fatal); ok {
 					r.fail("apply", f.Err)
 				}
-				if p, ok := r.pending[id]; ok {
+				// Only an entry of the term this replica leads in can be
+				// one of its proposals: entries of earlier terms (another
+				// leader's, or this node's before a restart) carry ids
+				// from their own counter, which may collide.
+				if p, ok := r.pending[id]; ok && e.GetTerm() == r.leaderTerm {
 					delete(r.pending, id)
-					r.reply(ctx, p, v, nil)
+					r.acks = append(r.acks, appliedAck{p, v})
 				}
 			}
 		case pb.EntryConfChange, pb.EntryConfChangeV2:
@@ -95,9 +99,24 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			r.readyOnce.Do(func() { close(r.readyCh) })
 		}
 	}
-	if r.cfg.SM.Applied() && !r.cpRunning {
+	wantCp := r.cfg.SM.Applied()
+	// Answer only after Applied published the new state: a client that
+	// reads right after its acknowledgement must find its write.
+	for i, a := range r.acks {
+		r.reply(ctx, a.p, a.v, nil)
+		r.acks[i] = appliedAck{}
+	}
+	r.acks = r.acks[:0]
+	if wantCp && !r.cpRunning {
 		r.startCheckpoint(ctx)
 	}
+}
+
+// appliedAck is a proposal applied in the current Ready, answered once the
+// whole Ready is applied and published.
+type appliedAck struct {
+	p *Propose
+	v any
 }
 
 func (r *Replica) setLeader(ctx actor.Context, leader bool) {
@@ -115,6 +134,7 @@ func (r *Replica) setLeader(ctx actor.Context, leader bool) {
 		r.ready.Store(false)
 		return
 	}
+	r.leaderTerm = r.rn.BasicStatus().GetTerm()
 	held := r.waiting
 	r.waiting = nil
 	for _, p := range held {

@@ -39,9 +39,11 @@ type Replica struct {
 	leader  bool
 	applied uint64
 
-	nextID  uint64
-	pending map[uint64]*Propose // proposal id -> proposer, on the leader
-	waiting []*Propose          // proposals held until a single voter leads
+	nextID     uint64
+	pending    map[uint64]*Propose // proposal id -> proposer, on the leader
+	leaderTerm uint64              // the term of pending's proposals
+	waiting    []*Propose          // proposals held until a single voter leads
+	acks       []appliedAck        // applied in this Ready, not yet answered
 
 	readyQueued bool
 	cpRunning   bool
@@ -76,6 +78,15 @@ func NewReplica(cfg Config) (*Replica, error) {
 		return nil, err
 	}
 	applied := cfg.Applied
+	if hs, _, _ := store.InitialState(); applied > hs.GetCommit() {
+		// A state machine that persists as it applies (the controller)
+		// can be ahead of the durable commit index: a Ready's entries are
+		// applied before the HardState committing them is persisted, and
+		// a crash may fall in between. raft panics on Applied > Commit;
+		// start from the commit index instead, and the state machine
+		// skips the entries it already holds when they come again.
+		applied = hs.GetCommit()
+	}
 	if first, _ := store.FirstIndex(); applied < first-1 {
 		// The state machine can never be behind the trimmed log: it is
 		// trimmed only after a checkpoint. A bootstrapped log starts at 1.
@@ -113,13 +124,17 @@ func NewReplica(cfg Config) (*Replica, error) {
 	}, nil
 }
 
-// Props spawns r with a bounded mailbox. Senders are bounded upstream (each
-// connection caps its requests in flight), so the bound is never reached in
-// normal operation. A panic stops the replica rather than restarting it
-// over state that may be half-applied.
+// Props spawns r. Its mailbox is bounded where the messages come from, not
+// in the queue: protoactor's bounded queue blocks a sender when full, and a
+// blocked replica (its own readyNow) or connection would deadlock the node.
+// Every proposal comes from a request, and the node caps connections and
+// each connection's requests in flight (actors.maxInFlight), so at most
+// connections x maxInFlight x partitions-per-request proposals can queue.
+// A panic stops the replica rather than restarting it over state that may
+// be half-applied.
 func (r *Replica) Props() *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return r },
-		actor.WithMailbox(actor.Bounded(1<<16)),
+		actor.WithMailbox(actor.Unbounded()),
 		actor.WithSupervisor(stopOnPanic))
 }
 
@@ -160,6 +175,7 @@ func (r *Replica) start(ctx actor.Context) {
 	}
 	st := r.rn.BasicStatus()
 	r.leader = st.RaftState == raft.StateLeader
+	r.leaderTerm = st.GetTerm()
 	r.term.Store(int64(st.GetTerm()))
 	r.scheduleReady(ctx)
 }

@@ -1,0 +1,146 @@
+package raftactor
+
+import (
+	"math"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+)
+
+// producerLog drives a producerTable the way Partition.Apply does: check,
+// then record the batch at the next offset unless it was refused or a
+// duplicate.
+type producerLog struct {
+	t    *testing.T
+	tab  *producerTable
+	next int64
+}
+
+func newProducerLog(t *testing.T) *producerLog {
+	return &producerLog{t: t, tab: newProducerTable()}
+}
+
+func hdr(pid int64, epoch int16, seq int32, records int32) protocol.BatchHeader {
+	return protocol.BatchHeader{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq, LastOffsetDelta: records - 1, NumRecords: records}
+}
+
+// write expects h to be accepted and returns its offset.
+func (l *producerLog) write(h protocol.BatchHeader) int64 {
+	l.t.Helper()
+	off, dup, err := l.tab.check(h)
+	if err != nil || dup {
+		l.t.Fatalf("batch pid %d epoch %d seq %d: dup %v (offset %d) err %v, want accepted", h.ProducerID, h.ProducerEpoch, h.BaseSequence, dup, off, err)
+	}
+	base := l.next
+	l.tab.record(h, base)
+	l.next += int64(h.LastOffsetDelta) + 1
+	return base
+}
+
+func (l *producerLog) expectDup(h protocol.BatchHeader, want int64) {
+	l.t.Helper()
+	off, dup, err := l.tab.check(h)
+	if err != nil || !dup || off != want {
+		l.t.Fatalf("retry of seq %d: dup %v offset %d err %v, want duplicate at %d", h.BaseSequence, dup, off, err, want)
+	}
+}
+
+func (l *producerLog) expectErr(h protocol.BatchHeader, want *kerr.Error) {
+	l.t.Helper()
+	_, dup, err := l.tab.check(h)
+	if err != want {
+		l.t.Fatalf("batch epoch %d seq %d: dup %v err %v, want %v", h.ProducerEpoch, h.BaseSequence, dup, err, want)
+	}
+}
+
+func TestProducerDuplicatesWithinWindow(t *testing.T) {
+	l := newProducerLog(t)
+	l.next = 100
+	var offs []int64
+	for i := int32(0); i < producerWindow; i++ {
+		offs = append(offs, l.write(hdr(7, 0, 2*i, 2)))
+	}
+	for i := int32(0); i < producerWindow; i++ {
+		l.expectDup(hdr(7, 0, 2*i, 2), offs[i])
+	}
+	// Same first sequence, different length: not the same batch, and not
+	// the next sequence either.
+	l.expectErr(hdr(7, 0, 0, 3), kerr.OutOfOrderSequenceNumber)
+
+	// A sixth batch pushes the first out of the window: its retry is now
+	// out of order, the other four are still answered with their offsets.
+	offs = append(offs, l.write(hdr(7, 0, 10, 2)))
+	l.expectErr(hdr(7, 0, 0, 2), kerr.OutOfOrderSequenceNumber)
+	for i := int32(1); i <= producerWindow; i++ {
+		l.expectDup(hdr(7, 0, 2*i, 2), offs[i])
+	}
+	if n := len(l.tab.m[7].Batches); n != producerWindow {
+		t.Fatalf("%d batches remembered, want %d", n, producerWindow)
+	}
+
+	// Other producers do not interfere.
+	l.write(hdr(8, 0, 0, 1))
+	l.expectDup(hdr(7, 0, 10, 2), offs[5])
+}
+
+func TestProducerSequenceGap(t *testing.T) {
+	l := newProducerLog(t)
+	l.write(hdr(7, 3, 0, 5))
+	l.expectErr(hdr(7, 3, 6, 1), kerr.OutOfOrderSequenceNumber) // skips 5
+	l.expectErr(hdr(7, 3, 4, 2), kerr.OutOfOrderSequenceNumber) // overlaps
+	// A refused batch changes nothing: the expected sequence still goes on.
+	l.write(hdr(7, 3, 5, 1))
+	l.write(hdr(7, 3, 6, 4))
+}
+
+func TestProducerEpochs(t *testing.T) {
+	l := newProducerLog(t)
+	l.write(hdr(7, 2, 0, 3))
+	l.write(hdr(7, 2, 3, 3))
+
+	l.expectErr(hdr(7, 1, 6, 1), kerr.InvalidProducerEpoch) // stale epoch
+	l.expectErr(hdr(7, 1, 0, 1), kerr.InvalidProducerEpoch)
+
+	// A bumped epoch must start again at sequence 0.
+	l.expectErr(hdr(7, 3, 6, 1), kerr.OutOfOrderSequenceNumber)
+	off := l.write(hdr(7, 3, 0, 2))
+	if e := l.tab.m[7]; e.Epoch != 3 || len(e.Batches) != 1 {
+		t.Fatalf("after the bump: epoch %d with %d batches, want epoch 3 with 1", e.Epoch, len(e.Batches))
+	}
+	l.expectDup(hdr(7, 3, 0, 2), off)
+	// The old epoch is now stale, even for a batch it once wrote.
+	l.expectErr(hdr(7, 2, 3, 3), kerr.InvalidProducerEpoch)
+	l.write(hdr(7, 3, 2, 1))
+}
+
+func TestProducerUnknownStartsAnywhere(t *testing.T) {
+	l := newProducerLog(t)
+	// No state (new, or lost to retention): any sequence and epoch.
+	l.write(hdr(42, 5, 1234, 10))
+	l.expectErr(hdr(42, 5, 1243, 1), kerr.OutOfOrderSequenceNumber)
+	l.write(hdr(42, 5, 1244, 1))
+	l.write(hdr(43, 0, math.MaxInt32, 1))
+}
+
+func TestProducerSequenceWraps(t *testing.T) {
+	l := newProducerLog(t)
+	// MaxInt32-1, MaxInt32, 0: the batch's last sequence wraps to 0.
+	h := hdr(7, 0, math.MaxInt32-1, 3)
+	if h.LastSequence() != 0 {
+		t.Fatalf("LastSequence %d, want 0", h.LastSequence())
+	}
+	off := l.write(h)
+	l.expectDup(h, off)
+	l.expectErr(hdr(7, 0, 0, 1), kerr.OutOfOrderSequenceNumber)
+	l.write(hdr(7, 0, 1, 1))
+
+	// A batch ending exactly at MaxInt32 is followed by sequence 0.
+	l = newProducerLog(t)
+	l.write(hdr(9, 0, math.MaxInt32-4, 5))
+	l.expectErr(hdr(9, 0, math.MaxInt32, 1), kerr.OutOfOrderSequenceNumber)
+	off = l.write(hdr(9, 0, 0, 1))
+	l.expectDup(hdr(9, 0, 0, 1), off)
+	l.expectDup(hdr(9, 0, math.MaxInt32-4, 5), 0)
+}

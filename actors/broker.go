@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -35,6 +36,7 @@ type Broker struct {
 	groups        *groupCoordinator
 	sessions      *fetchSessions
 
+	conns     atomic.Int64 // open client connections
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -204,6 +206,17 @@ func (b *Broker) accept() {
 			b.log.Error("accept", "err", err)
 			return
 		}
+		if b.conns.Add(1) > maxConnections {
+			b.conns.Add(-1)
+			b.log.Warn("refusing connection: too many open", "remote", nc.RemoteAddr().String(), "max", maxConnections)
+			nc.Close()
+			continue
+		}
 		startConn(b, nc)
 	}
 }
+
+// maxConnections caps client connections, which with each connection's
+// in-flight cap bounds every mailbox of the node (Kafka bounds its request
+// queue the same way).
+const maxConnections = 10000

@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test kcat bench
+.PHONY: run build test kcat kafkajs bench
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -23,7 +23,17 @@ kcat:
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat; \
 	}
 
-test: kcat
+# The kafkajs check (testkit/kafkajs_test.go) fails rather than skips
+# without testkit/kafkajs/node_modules, so install the locked packages
+# (package-lock.json) first when they are missing. Needs Node.js and npm.
+kafkajs:
+	@[ -f testkit/kafkajs/node_modules/kafkajs/package.json ] || { \
+		command -v npm >/dev/null 2>&1 || { echo "npm is not on PATH: install Node.js (v18+) for the kafkajs check"; exit 1; }; \
+		echo "kafkajs missing: npm ci in testkit/kafkajs"; \
+		cd testkit/kafkajs && npm ci --no-audit --no-fund; \
+	}
+
+test: kcat kafkajs
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
 

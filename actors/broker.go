@@ -96,6 +96,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	b.wg.Add(2)
 	go b.accept()
 	go b.tick()
+	b.groups.startSweep()
 	return b, nil
 }
 

@@ -69,7 +69,7 @@ func startConn(b *Broker, nc net.Conn) {
 		// bounded queue would block the replicas that reply (see
 		// raftactor.Replica.Props).
 		actor.WithMailbox(actor.Unbounded()),
-		actor.WithSupervisor(stopOnPanic))
+		actor.WithGuardian(stopOnPanic))
 	c.pid = b.sys.Root.Spawn(props)
 }
 

@@ -3,6 +3,7 @@ package actors
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,23 +21,59 @@ const offsetsTopic = "__consumer_offsets"
 // groupCoordinator routes group requests to one actor per group and keeps
 // the materialized state of every __consumer_offsets partition hosted here.
 type groupCoordinator struct {
-	b  *Broker
-	mu sync.Mutex
+	b *Broker
+	// storesMu guards stores alone: the replica manager takes it while it
+	// holds its own lock, so it must not wait on mu (see group_routing.go).
+	storesMu sync.Mutex
 	// stores[p] is the state of __consumer_offsets partition p, fed by its
 	// replica at apply (and from its segments when it opens).
 	stores map[int32]*groupStore
-	actors map[string]*actor.PID
+	mu     sync.Mutex // guards actors and closed
+	// actors are the live group actors; a group's requests all go through
+	// route, so one actor owns each group.
+	actors map[string]*groupRef
+	closed bool
+
+	// Tunables, fields so tests can shorten them.
+	initialRebalanceDelay time.Duration // group.initial.rebalance.delay.ms, kept short
+	minSessionTimeout     time.Duration // group.min.session.timeout.ms, lenient for tests
+	maxSessionTimeout     time.Duration // group.max.session.timeout.ms
+	sweepInterval         time.Duration // offsets.retention.check.interval.ms
+}
+
+// groupRef is a live group actor and what ListGroups reports of it,
+// published by the actor without taking the coordinator's lock.
+type groupRef struct {
+	pid     *actor.PID
+	listing atomic.Pointer[groupListing]
 }
 
 func newGroupCoordinator(b *Broker) *groupCoordinator {
-	return &groupCoordinator{b: b, stores: map[int32]*groupStore{}, actors: map[string]*actor.PID{}}
+	return &groupCoordinator{
+		b: b, stores: map[int32]*groupStore{}, actors: map[string]*groupRef{},
+		initialRebalanceDelay: 100 * time.Millisecond,
+		minSessionTimeout:     100 * time.Millisecond,
+		maxSessionTimeout:     30 * time.Minute,
+		sweepInterval:         time.Minute,
+	}
+}
+
+// allStores copies the map of offsets partitions' states.
+func (g *groupCoordinator) allStores() map[int32]*groupStore {
+	g.storesMu.Lock()
+	defer g.storesMu.Unlock()
+	out := make(map[int32]*groupStore, len(g.stores))
+	for p, s := range g.stores {
+		out[p] = s
+	}
+	return out
 }
 
 // store returns (creating) the state of offsets partition p; the replica
 // manager hands it to the partition as its observer.
 func (g *groupCoordinator) store(p int32) *groupStore {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.storesMu.Lock()
+	defer g.storesMu.Unlock()
 	s := g.stores[p]
 	if s == nil {
 		s = newGroupStore()
@@ -48,6 +85,11 @@ func (g *groupCoordinator) store(p int32) *groupStore {
 // partitionFor maps a group to its offsets partition as Kafka does:
 // abs(javaStringHashCode(group)) % partitions.
 func (g *groupCoordinator) partitionFor(group string) int32 {
+	return groupPartition(group, g.partitions())
+}
+
+// groupPartition is Kafka's Utils.abs(group.hashCode()) % n.
+func groupPartition(group string, n int32) int32 {
 	var h int32
 	for _, r := range group {
 		// Java hashes UTF-16 code units.
@@ -59,7 +101,6 @@ func (g *groupCoordinator) partitionFor(group string) int32 {
 		}
 		h = 31*h + int32(r)
 	}
-	n := g.partitions()
 	if h == -2147483648 {
 		h = 0 // Kafka's Utils.abs maps MinValue to 0
 	} else if h < 0 {

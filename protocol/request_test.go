@@ -134,7 +134,7 @@ func TestParseRequestErrors(t *testing.T) {
 		{"tagged field overruns", header(3, 12, 5, []byte("c"), []byte{1, 0, 200}), ErrMalformed, RequestHeader{Key: 3, Version: 12, CorrelationID: 5, ClientID: "c"}},
 		{"garbage body", append(header(0, 7, 6, []byte("c"), nil), 0xff, 0xff, 0xff), ErrMalformed, RequestHeader{Key: 0, Version: 7, CorrelationID: 6, ClientID: "c"}},
 		{"unknown key", header(9999, 0, 7, []byte("cid"), nil), ErrUnknownAPI, RequestHeader{Key: 9999, CorrelationID: 7, ClientID: "cid"}},
-		{"kmsg key not served", header(kmsg.JoinGroup.Int16(), 5, 7, []byte("cid"), nil), ErrUnknownAPI, RequestHeader{Key: kmsg.JoinGroup.Int16(), Version: 5, CorrelationID: 7, ClientID: "cid"}},
+		{"kmsg key not served", header(kmsg.AlterReplicaLogDirs.Int16(), 2, 7, []byte("cid"), nil), ErrUnknownAPI, RequestHeader{Key: kmsg.AlterReplicaLogDirs.Int16(), Version: 2, CorrelationID: 7, ClientID: "cid"}},
 		{"ApiVersions too new", header(18, 5, 8, []byte("franz"), []byte{0}), ErrUnsupportedVersion, RequestHeader{Key: 18, Version: 5, CorrelationID: 8, ClientID: "franz"}},
 		{"Produce too old", header(0, 2, 8, []byte("old"), nil), ErrUnsupportedVersion, RequestHeader{Key: 0, Version: 2, CorrelationID: 8, ClientID: "old"}},
 		{"negative version", header(3, -1, 8, nil, nil), ErrUnsupportedVersion, RequestHeader{Key: 3, Version: -1, CorrelationID: 8}},

@@ -32,6 +32,21 @@ var apiTable = []struct {
 	{kmsg.InitProducerID, VersionRange{0, 5}},       // v5 is kmsg's newest
 	{kmsg.OffsetForLeaderEpoch, VersionRange{2, 4}}, // Kafka 4 dropped v0-1
 	{kmsg.DescribeCluster, VersionRange{0, 2}},      // v2 is kmsg's newest
+	// Classic consumer groups. Kafka 4 dropped some of the oldest versions
+	// (KIP-896), but kafka-go and sarama still send them (FindCoordinator
+	// v0, JoinGroup v1, OffsetCommit v2, ...) and kmsg encodes them all, so
+	// every group API is served from v0.
+	{kmsg.OffsetCommit, VersionRange{0, 9}},    // v10 names topics by ID, not served yet
+	{kmsg.OffsetFetch, VersionRange{0, 9}},     // v8+ batches groups; v10 names topics by ID
+	{kmsg.FindCoordinator, VersionRange{0, 6}}, // v4+ batches keys
+	{kmsg.JoinGroup, VersionRange{0, 9}},       // v4+ MEMBER_ID_REQUIRED, v5+ static members
+	{kmsg.Heartbeat, VersionRange{0, 4}},
+	{kmsg.LeaveGroup, VersionRange{0, 5}}, // v3+ batches members
+	{kmsg.SyncGroup, VersionRange{0, 5}},
+	{kmsg.DescribeGroups, VersionRange{0, 6}},
+	{kmsg.ListGroups, VersionRange{0, 5}}, // v4+ states filter, v5 types filter
+	{kmsg.DeleteGroups, VersionRange{0, 3}},
+	{kmsg.OffsetDelete, VersionRange{0, 0}},
 }
 
 // apiRanges indexes apiTable for ParseRequest's per-request lookup.

@@ -135,7 +135,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 func (r *Replica) Props() *actor.Props {
 	return actor.PropsFromProducer(func() actor.Actor { return r },
 		actor.WithMailbox(actor.Unbounded()),
-		actor.WithSupervisor(stopOnPanic))
+		actor.WithGuardian(stopOnPanic))
 }
 
 var stopOnPanic = actor.NewOneForOneStrategy(0, 10*time.Second, func(reason any) actor.Directive {

@@ -1,0 +1,113 @@
+package actors
+
+// OffsetFetch v0-v9: committed offsets, read from the store of the group's
+// offsets partition (which a commit updates before it is answered). Groups
+// are batched from v8; null topics (v2+) mean every committed partition;
+// a partition without a commit has offset -1. RequireStable (v7+) is
+// ignored: there are no transactional offset commits yet.
+
+import (
+	"sort"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.OffsetFetch, handleOffsetFetch) }
+
+func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
+	req := r.req.(*kmsg.OffsetFetchRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version < 8 {
+		var topics []kmsg.OffsetFetchRequestGroupTopic
+		for _, t := range req.Topics {
+			topics = append(topics, kmsg.OffsetFetchRequestGroupTopic{Topic: t.Topic, Partitions: t.Partitions})
+		}
+		if req.Topics == nil {
+			topics = nil
+		}
+		g := c.fetchOffsets(req.Group, topics)
+		resp.ErrorCode = g.ErrorCode
+		for _, gt := range g.Topics {
+			t := kmsg.NewOffsetFetchResponseTopic()
+			t.Topic = gt.Topic
+			for _, gp := range gt.Partitions {
+				p := kmsg.NewOffsetFetchResponseTopicPartition()
+				p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode = gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata, gp.ErrorCode
+				if req.Version < 2 && g.ErrorCode != 0 {
+					p.ErrorCode = g.ErrorCode // no top-level error before v2
+				}
+				t.Partitions = append(t.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		c.respond(r, resp)
+		return
+	}
+	for _, rg := range req.Groups {
+		resp.Groups = append(resp.Groups, c.fetchOffsets(rg.Group, rg.Topics))
+	}
+	c.respond(r, resp)
+}
+
+// fetchOffsets answers one group; topics nil means all committed ones.
+func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+	g := kmsg.NewOffsetFetchResponseGroup()
+	g.Group = group
+	if err := c.b.groups.coordinatorErr(group); err != nil {
+		g.ErrorCode = err.Code
+		// Requested partitions still get their rows, for v0-v1 clients.
+		for _, rt := range topics {
+			t := kmsg.NewOffsetFetchResponseGroupTopic()
+			t.Topic = rt.Topic
+			for _, p := range rt.Partitions {
+				t.Partitions = append(t.Partitions, offsetRow(p, storedOffset{Offset: -1, LeaderEpoch: -1}))
+			}
+			g.Topics = append(g.Topics, t)
+		}
+		return g
+	}
+	s := c.b.groups.store(c.b.groups.partitionFor(group))
+	if topics == nil {
+		all := s.offsets(group)
+		names := make([]string, 0, len(all))
+		for n := range all {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			t := kmsg.NewOffsetFetchResponseGroupTopic()
+			t.Topic = n
+			ps := make([]int32, 0, len(all[n]))
+			for p := range all[n] {
+				ps = append(ps, p)
+			}
+			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+			for _, p := range ps {
+				t.Partitions = append(t.Partitions, offsetRow(p, all[n][p]))
+			}
+			g.Topics = append(g.Topics, t)
+		}
+		return g
+	}
+	for _, rt := range topics {
+		t := kmsg.NewOffsetFetchResponseGroupTopic()
+		t.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			o, ok := s.offset(group, rt.Topic, p)
+			if !ok {
+				o = storedOffset{Offset: -1, LeaderEpoch: -1}
+			}
+			t.Partitions = append(t.Partitions, offsetRow(p, o))
+		}
+		g.Topics = append(g.Topics, t)
+	}
+	return g
+}
+
+func offsetRow(p int32, o storedOffset) kmsg.OffsetFetchResponseGroupTopicPartition {
+	row := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+	meta := o.Metadata
+	row.Partition, row.Offset, row.LeaderEpoch, row.Metadata = p, o.Offset, o.LeaderEpoch, &meta
+	return row
+}

@@ -1,0 +1,56 @@
+package actors
+
+// DescribeGroups v0-v6: each group's state, protocol and members (with
+// metadata and assignment once Stable), asked of the group's actor. An
+// unknown group is Dead with no error before v6, GROUP_ID_NOT_FOUND from
+// v6 (KIP-1043).
+
+import (
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.DescribeGroups, handleDescribeGroups) }
+
+func handleDescribeGroups(c *conn, ctx actor.Context, r *request) {
+	req := r.req.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	resp.Groups = make([]kmsg.DescribeGroupsResponseGroup, len(req.Groups))
+	pending := 0
+	finish := func() {
+		if pending == 0 {
+			c.respond(r, resp)
+		}
+	}
+	for i, name := range req.Groups {
+		out := &resp.Groups[i]
+		*out = kmsg.NewDescribeGroupsResponseGroup()
+		out.Group = name
+		err := c.b.groups.coordinatorErr(name)
+		if name == "" {
+			err = kerr.InvalidGroupID
+		}
+		if err != nil {
+			out.ErrorCode = err.Code
+			continue
+		}
+		pending++
+		c.askGroup(ctx, r, name, &describeOp{}, func(v any) {
+			pending--
+			d, ok := v.(kmsg.DescribeGroupsResponseGroup)
+			if !ok {
+				d = kmsg.NewDescribeGroupsResponseGroup()
+				d.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			}
+			d.Group = name
+			if req.Version >= 6 && d.ErrorCode == 0 && d.State == stateDead.String() {
+				msg := "Group " + name + " not found."
+				d.ErrorCode, d.ErrorMessage = kerr.GroupIDNotFound.Code, &msg
+			}
+			*out = d
+			finish()
+		})
+	}
+	finish()
+}

@@ -1,0 +1,149 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
+)
+
+// Offset expiry (offsets.retention.minutes, KIP-211): a sweep on the
+// coordinator asks each group that may hold something expired to clean
+// itself up; the group decides, as Kafka's removeExpiredOffsets does, and
+// writes tombstones. An empty group left without offsets is deleted.
+
+// startSweep runs the expiry sweep until the broker stops.
+func (c *groupCoordinator) startSweep() {
+	c.b.wg.Add(1)
+	go func() {
+		defer c.b.wg.Done()
+		t := time.NewTicker(c.sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.b.stopTick:
+				c.stopAll()
+				return
+			case now := <-t.C:
+				c.sweep(now)
+			}
+		}
+	}()
+}
+
+// sweep sends an expiry check to every live group and to the stored
+// groups the store says may have something to expire or members to time
+// out, on the offsets partitions this node leads.
+func (c *groupCoordinator) sweep(now time.Time) {
+	retention := c.b.cfg.OffsetsRetention
+	c.mu.Lock()
+	live := make([]string, 0, len(c.actors))
+	for name := range c.actors {
+		live = append(live, name)
+	}
+	c.mu.Unlock()
+	stores := c.allStores()
+	seen := map[string]bool{}
+	for _, name := range live {
+		seen[name] = true
+		c.route(name, &expireOp{now: now})
+	}
+	for p, s := range stores {
+		if h := c.b.replicas.get(offsetsTopic, p); h == nil || !h.replica.LeaderReady() {
+			continue
+		}
+		for _, name := range s.sweepCandidates(now, retention) {
+			if !seen[name] {
+				c.route(name, &expireOp{now: now})
+			}
+		}
+	}
+}
+
+// sweepCandidates are the groups holding an offset older than retention,
+// or members stored by a coordinator before this one (they must be loaded
+// to time out).
+func (s *groupStore) sweepCandidates(now time.Time, retention time.Duration) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cutoff := now.Add(-retention).UnixMilli()
+	var out []string
+	for name, g := range s.groups {
+		if g.meta != nil && (len(g.meta.Members) > 0 || g.meta.CurrentStateTimestamp <= cutoff) {
+			out = append(out, name)
+			continue
+		}
+	old:
+		for _, ps := range g.offsets {
+			for _, o := range ps {
+				if o.CommitTimestamp <= cutoff {
+					out = append(out, name)
+					break old
+				}
+			}
+		}
+	}
+	return out
+}
+
+// expire removes the group's expired offsets, and the group itself once
+// it is empty and has none left.
+func (g *group) expire(now time.Time) {
+	if g.state == stateDead {
+		return
+	}
+	if len(g.writes) > 0 {
+		// Decide on what the log will say once the writes in flight land.
+		g.expireAt = now
+		return
+	}
+	cutoff := now.Add(-g.c.b.cfg.OffsetsRetention).UnixMilli()
+	offs := g.store.offsets(g.name)
+	var recs []protocol.Record
+	left := 0
+	for t, ps := range offs {
+		for p, o := range ps {
+			if g.offsetExpired(t, o, cutoff) {
+				recs = append(recs, offsetTombstone(g.name, t, p))
+			} else {
+				left++
+			}
+		}
+	}
+	if g.state != stateEmpty || g.classic.busy() || left > 0 {
+		if len(recs) > 0 {
+			g.write(recs, func(err error) {
+				if err != nil {
+					g.c.b.log.Warn("offset expiry failed", "group", g.name, "err", err)
+				}
+			})
+		}
+		return
+	}
+	if g.store.metadata(g.name) != nil || g.generation > 0 {
+		recs = append(recs, groupTombstone(g.name))
+	}
+	if len(recs) == 0 {
+		return
+	}
+	g.die(recs, func(err error) {
+		if err != nil {
+			g.c.b.log.Warn("group expiry failed", "group", g.name, "err", err)
+		}
+	})
+}
+
+// offsetExpired is KIP-211's rule: an empty group's offsets expire
+// retention after it became empty; a live "consumer" group's only for
+// topics it no longer subscribes to; a simple consumer's (no protocol)
+// retention after their commit.
+func (g *group) offsetExpired(topic string, o storedOffset, cutoff int64) bool {
+	switch {
+	case g.protocolType == "":
+		return o.CommitTimestamp <= cutoff
+	case g.state == stateEmpty:
+		return g.stateSince.UnixMilli() <= cutoff && o.CommitTimestamp <= cutoff
+	case g.protocolType == "consumer" && g.classic.subscribed != nil:
+		return !g.classic.subscribed[topic] && o.CommitTimestamp <= cutoff
+	}
+	return false
+}

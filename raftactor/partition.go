@@ -14,16 +14,16 @@ import (
 	"github.com/chronik-actor/chronik-actor/storage"
 )
 
-// cmdProduce is the only partition command: one validated record batch.
-const cmdProduce byte = 1
+// EncodeProduce returns the command that appends batch to a partition: the
+// batch itself. Its first 8 bytes, the baseOffset field, are the command
+// header that carries the proposal id: the field is outside the CRC and is
+// rewritten at apply anyway, so a produced batch goes from the request
+// frame into the raft log without a copy of its own. Partition commands
+// are told apart by the magic byte; record batches have magic 2.
+func EncodeProduce(batch []byte) []byte { return batch }
 
-// EncodeProduce builds the command that appends batch to a partition.
-func EncodeProduce(batch []byte) []byte {
-	out := NewCommand(1 + len(batch))
-	out[CommandHeader] = cmdProduce
-	copy(out[CommandHeader+1:], batch)
-	return out
-}
+// batchTail is what Apply receives of a batch: all after baseOffset.
+const batchTail = protocol.BatchHeaderSize - CommandHeader
 
 // ProduceResult is what applying a produce command returns to the
 // proposer: the batch's base offset, or a Kafka error code.
@@ -128,15 +128,21 @@ func (p *Partition) Epochs() []EpochStart {
 	return nil
 }
 
-// Apply implements StateMachine.
+// Apply implements StateMachine. data is the batch without its first 8
+// bytes (the command header; see EncodeProduce).
 func (p *Partition) Apply(index, term uint64, data []byte) any {
-	if len(data) < 1 || data[0] != cmdProduce {
-		return &ProduceResult{Err: kerr.InvalidRequest}
-	}
-	batch := data[1:]
-	h, err := protocol.ParseBatchHeader(batch)
-	if err != nil {
+	if len(data) < batchTail {
 		return &ProduceResult{Err: kerr.CorruptMessage}
+	}
+	// Only a small head is copied to rewrite baseOffset and
+	// partitionLeaderEpoch: the body stays in the entry, whose bytes belong
+	// to the raft log (they may be sent to followers after this apply).
+	head := make([]byte, protocol.BatchHeaderSize)
+	copy(head[CommandHeader:], data[:batchTail])
+	body := data[batchTail:]
+	h, err := protocol.ParseBatchHeader(head)
+	if err != nil {
+		return &ProduceResult{Err: kerr.InvalidRequest} // not a record batch
 	}
 	if h.ProducerID >= 0 {
 		off, dup, kerrv := p.producers.check(h)
@@ -149,26 +155,23 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	}
 	epoch := int32(term)
 	base := p.log.NextOffset()
-	// A copy: the entry's bytes belong to the raft log and may still be
-	// read (sent to followers, re-read from storage) after this apply.
-	stored := append([]byte(nil), batch...)
-	protocol.SetBaseOffset(stored, base)
-	protocol.SetPartitionLeaderEpoch(stored, epoch)
-	if err := p.log.Append(stored); err != nil {
+	protocol.SetBaseOffset(head, base)
+	protocol.SetPartitionLeaderEpoch(head, epoch)
+	if err := p.log.AppendSplit(head, body); err != nil {
 		return Fatal{fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err)}
 	}
 	if h.ProducerID >= 0 {
 		p.producers.record(h, base)
 	}
 	if p.cfg.Observer != nil {
-		p.cfg.Observer.ObserveBatch(stored)
+		p.cfg.Observer.ObserveBatch(append(head, body...))
 	}
 	if n := len(p.epochs); n == 0 || p.epochs[n-1].Epoch < epoch {
 		p.epochs = append(p.epochs, EpochStart{Epoch: epoch, StartOffset: base})
 		p.publishEpochs()
 	}
-	p.sinceCp += int64(len(stored))
-	return &ProduceResult{BaseOffset: base, LogStartOffset: 0}
+	p.sinceCp += int64(len(head) + len(body))
+	return &ProduceResult{BaseOffset: base, LogStartOffset: p.log.View().LogStartOffset()}
 }
 
 func (p *Partition) publishEpochs() {

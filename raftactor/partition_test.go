@@ -59,10 +59,11 @@ func TestPartitionApply(t *testing.T) {
 
 	apply := func(index, term uint64, batch []byte) *ProduceResult {
 		t.Helper()
+		orig := append([]byte(nil), batch...)
 		cmd := EncodeProduce(batch)
 		v := p.Apply(index, term, cmd[CommandHeader:])
 		// The command's bytes belong to the raft log: Apply rewrites a copy.
-		if !bytes.Equal(cmd[CommandHeader+1:], batch) {
+		if !bytes.Equal(cmd, orig) {
 			t.Fatal("Apply modified the command's bytes")
 		}
 		r, ok := v.(*ProduceResult)
@@ -90,10 +91,12 @@ func TestPartitionApply(t *testing.T) {
 	if r := apply(6, 4, idempotentBatch("b", 1, 11, 0, 3)); r.Err != nil || r.BaseOffset != 5 {
 		t.Fatalf("next in sequence, new term: %+v", r)
 	}
-	if r := p.Apply(7, 4, []byte{9, 1, 2}).(*ProduceResult); r.Err != kerr.InvalidRequest {
+	unknown := make([]byte, batchTail+10)
+	unknown[16-CommandHeader] = 9 // magic 9: not a record batch
+	if r := p.Apply(7, 4, unknown).(*ProduceResult); r.Err != kerr.InvalidRequest {
 		t.Fatalf("unknown command: %+v", r)
 	}
-	if r := p.Apply(8, 4, []byte{cmdProduce, 1, 2}).(*ProduceResult); r.Err != kerr.CorruptMessage {
+	if r := p.Apply(8, 4, []byte{2, 1, 2}).(*ProduceResult); r.Err != kerr.CorruptMessage {
 		t.Fatalf("short batch: %+v", r)
 	}
 	if p.View().HighWatermark() != 0 {

@@ -225,18 +225,25 @@ func (l *PartitionLog) loadActive(durable LogPosition, exists bool) (int64, erro
 // if the segment is full. Nothing is fsynced and nothing becomes visible to
 // readers until Publish.
 func (l *PartitionLog) Append(batch []byte) error {
+	return l.AppendSplit(batch, nil)
+}
+
+// AppendSplit appends one batch given as two pieces, head then body, so a
+// caller can rewrite the header fields in a small copy of the head and
+// leave the bulk of the batch where it is.
+func (l *PartitionLog) AppendSplit(head, body []byte) error {
 	if l.closed {
 		return errLogClosed
 	}
 	if l.failed != nil {
 		return l.failed
 	}
-	h, err := parseBatchHeader(batch)
+	h, err := parseBatchHeader(head)
 	if err != nil {
 		return fmt.Errorf("partition log %s: append: %w", l.dir, err)
 	}
-	if h.size != int64(len(batch)) {
-		return fmt.Errorf("partition log %s: append: batch length field says %d bytes, have %d", l.dir, h.size, len(batch))
+	if n := int64(len(head) + len(body)); h.size != n {
+		return fmt.Errorf("partition log %s: append: batch length field says %d bytes, have %d", l.dir, h.size, n)
 	}
 	if h.baseOffset != l.active.next {
 		return fmt.Errorf("partition log %s: append: base offset %d, want %d", l.dir, h.baseOffset, l.active.next)
@@ -248,7 +255,11 @@ func (l *PartitionLog) Append(batch []byte) error {
 		}
 	}
 	s := l.active
-	if _, err := s.log.WriteAt(batch, s.size); err != nil {
+	_, err = s.log.WriteAt(head, s.size)
+	if err == nil && len(body) > 0 {
+		_, err = s.log.WriteAt(body, s.size+int64(len(head)))
+	}
+	if err != nil {
 		// A partial write may sit past s.size; the log refuses further
 		// appends so the owner stops (fail-stop) rather than guess.
 		l.failed = fmt.Errorf("partition log %s: append: %w", l.dir, err)

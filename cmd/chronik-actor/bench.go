@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type benchConfig struct {
 	warmup      time.Duration
 	rate        float64 // records/s over all clients; 0 = as fast as possible
 	against     string  // "", "kfake" or "kfake-blackhole"
+	cpuProfile  string  // pprof output of the target run, or ""
 }
 
 // benchResult is what one target did inside the measured window.
@@ -81,7 +83,13 @@ func bench(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintln(stdout, describeWorkload(bc))
 	var results []benchResult
+	stopProfile, err := startCPUProfile(bc.cpuProfile)
+	if err != nil {
+		fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
+		return exitFailure
+	}
 	r, err := measureTarget(ctx, bc, stderr)
+	stopProfile()
 	if err != nil {
 		fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
 		return exitFailure
@@ -185,6 +193,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs.StringVar(&bc.acks, "acks", bc.acks, "all, 1 or 0")
 	fs.StringVar(&bc.compression, "compression", bc.compression, "none, gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&bc.duration, "duration", bc.duration, "measured time")
+	fs.StringVar(&bc.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run against the target (not kfake) to this file")
 	fs.DurationVar(&bc.warmup, "warmup", bc.warmup, "unmeasured time before it")
 	fs.Float64Var(&bc.rate, "rate", bc.rate, "records/s over all clients; 0 = as fast as possible")
 	fs.StringVar(&bc.against, "against", bc.against, `"kfake" also runs the workload against an in-process kfake (records kept in memory) and compares; "kfake-blackhole" against one that keeps nothing`)
@@ -552,4 +561,21 @@ func printResults(out io.Writer, results []benchResult) {
 			ratio(a.p50, b.p50), ratio(a.p99, b.p99), ratio(a.p999, b.p999))
 	}
 	_ = tw.Flush()
+}
+
+// startCPUProfile profiles the process (load generator and, when embedded,
+// the broker) until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

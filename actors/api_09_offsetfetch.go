@@ -45,6 +45,13 @@ func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
 		return
 	}
 	for _, rg := range req.Groups {
+		// v9 names the member of a consumer group (KIP-848).
+		if err := c.b.groups.validateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group, g.ErrorCode = rg.Group, err.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		resp.Groups = append(resp.Groups, c.fetchOffsets(rg.Group, rg.Topics))
 	}
 	c.respond(r, resp)

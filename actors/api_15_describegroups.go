@@ -3,7 +3,8 @@ package actors
 // DescribeGroups v0-v6: each group's state, protocol and members (with
 // metadata and assignment once Stable), asked of the group's actor. An
 // unknown group is Dead with no error before v6, GROUP_ID_NOT_FOUND from
-// v6 (KIP-1043).
+// v6 (KIP-1043). A KIP-848 consumer group is Dead too, "not a classic
+// group", as Kafka 4 answers; ConsumerGroupDescribe describes it.
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
@@ -46,6 +47,9 @@ func handleDescribeGroups(c *conn, ctx actor.Context, r *request) {
 			d.Group = name
 			if req.Version >= 6 && d.ErrorCode == 0 && d.State == stateDead.String() {
 				msg := "Group " + name + " not found."
+				if d.ErrorMessage != nil {
+					msg = *d.ErrorMessage // a consumer group: not a classic one
+				}
 				d.ErrorCode, d.ErrorMessage = kerr.GroupIDNotFound.Code, &msg
 			}
 			*out = d

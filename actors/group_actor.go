@@ -14,12 +14,12 @@ import (
 
 // groupKind is the membership protocol a group runs. Offsets and the
 // actor's life are shared; each kind keeps its own member handling in its
-// own files (group_classic_*.go; KIP-848 consumer groups to come).
+// own files (group_classic_*.go, group_consumer_*.go).
 type groupKind int8
 
 const (
 	groupClassic  groupKind = iota // JoinGroup/SyncGroup, and simple consumers' offsets
-	groupConsumer                  // KIP-848 ConsumerGroupHeartbeat, not served yet
+	groupConsumer                  // KIP-848 ConsumerGroupHeartbeat
 )
 
 func (k groupKind) String() string {
@@ -29,8 +29,9 @@ func (k groupKind) String() string {
 	return "classic"
 }
 
-// groupState is Kafka's GroupState; String gives the names DescribeGroups
-// and ListGroups report.
+// groupState is Kafka's GroupState (classic groups) or ConsumerGroupState
+// (consumer groups: Empty, Assigning, Reconciling, Stable); String gives
+// the names DescribeGroups, ConsumerGroupDescribe and ListGroups report.
 type groupState int8
 
 const (
@@ -39,10 +40,12 @@ const (
 	stateCompletingRebalance
 	stateStable
 	stateDead
+	stateAssigning   // consumer group: a target assignment is being computed
+	stateReconciling // consumer group: members are moving to the target
 )
 
 func (s groupState) String() string {
-	return [...]string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"}[s]
+	return [...]string{"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead", "Assigning", "Reconciling"}[s]
 }
 
 // groupCall is a request routed to a group's actor. reply answers it
@@ -83,6 +86,7 @@ type group struct {
 	protocol     string // selected protocol; "" when none
 	leader       string
 	classic      classicGroup
+	consumer     consumerGroup
 
 	writeSeq uint64
 	writes   map[uint64]func(error) // in flight to the offsets partition
@@ -133,7 +137,7 @@ func (g *group) Receive(ctx actor.Context) {
 	case *actor.Stopped, *actor.Restarting:
 		return
 	default:
-		if !g.retired {
+		if !g.retired && !g.consumerTimer(m) {
 			g.classicTimer(m)
 		}
 	}
@@ -144,6 +148,9 @@ func (g *group) Receive(ctx actor.Context) {
 }
 
 func (g *group) handleCall(m *groupCall) {
+	if g.classicCallOnConsumer(m) {
+		return
+	}
 	switch op := m.op.(type) {
 	case *kmsg.JoinGroupRequest:
 		g.handleJoin(m, op)
@@ -157,8 +164,12 @@ func (g *group) handleCall(m *groupCall) {
 		g.handleOffsetCommit(m, op)
 	case *kmsg.OffsetDeleteRequest:
 		g.handleOffsetDelete(m, op)
+	case *kmsg.ConsumerGroupHeartbeatRequest:
+		g.handleConsumerHeartbeat(m, op)
 	case *describeOp:
 		m.reply(g.describe())
+	case *consumerDescribeOp:
+		m.reply(g.consumerDescribe())
 	case *deleteOp:
 		g.handleDelete(m)
 	}
@@ -172,6 +183,7 @@ func (g *group) load() {
 		g.term = h.replica.Term()
 	}
 	g.classic.init()
+	g.consumer.init()
 	md := g.store.metadata(g.name)
 	if md == nil {
 		return
@@ -209,7 +221,7 @@ func (g *group) checkCoordinator(m *groupCall) bool {
 // known reports whether the group exists as Kafka sees it: members, or
 // records in the log.
 func (g *group) known() bool {
-	return len(g.classic.members) > 0 || g.generation > 0 || g.store.has(g.name)
+	return len(g.classic.members) > 0 || len(g.consumer.members) > 0 || g.generation > 0 || g.store.has(g.name)
 }
 
 func (g *group) setState(s groupState) {
@@ -240,6 +252,7 @@ func (g *group) retire() {
 func (g *group) stopping() {
 	g.retired = true
 	g.classic.stopTimers()
+	g.consumer.stopTimers()
 	g.classic.failWaiting(kerr.NotCoordinator)
 	for id, then := range g.writes {
 		delete(g.writes, id)
@@ -258,6 +271,7 @@ func (g *group) stopping() {
 func (g *group) publish() {
 	g.ref.listing.Store(&groupListing{
 		name: g.name, state: g.state, protocolType: g.protocolType, kind: g.kind, known: g.known(),
+		epochs: g.consumerEpochs(),
 	})
 }
 

@@ -142,8 +142,8 @@ func (g *group) offsetExpired(topic string, o storedOffset, cutoff int64) bool {
 		return o.CommitTimestamp <= cutoff
 	case g.state == stateEmpty:
 		return g.stateSince.UnixMilli() <= cutoff && o.CommitTimestamp <= cutoff
-	case g.protocolType == "consumer" && g.classic.subscribed != nil:
-		return !g.classic.subscribed[topic] && o.CommitTimestamp <= cutoff
+	case g.protocolType == "consumer" && g.subscribedTopics() != nil:
+		return !g.subscribedTopics()[topic] && o.CommitTimestamp <= cutoff
 	}
 	return false
 }

@@ -21,6 +21,8 @@ func (g *group) handleOffsetCommit(call *groupCall, req *kmsg.OffsetCommitReques
 	var groupErr *kerr.Error
 	m := g.classic.members[req.MemberID]
 	switch {
+	case g.kind == groupConsumer:
+		groupErr = g.consumerCommitError(req)
 	case g.isStaticMemberFenced(req.InstanceID, req.MemberID):
 		groupErr = kerr.FencedInstanceID
 	case req.Generation < 0 && g.state == stateEmpty:
@@ -108,6 +110,7 @@ func (g *group) handleOffsetDelete(call *groupCall, req *kmsg.OffsetDeleteReques
 		return
 	}
 	md := g.c.b.controller.Metadata()
+	subscribed := g.subscribedTopics()
 	var recs []protocol.Record
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
@@ -119,7 +122,7 @@ func (g *group) handleOffsetDelete(call *groupCall, req *kmsg.OffsetDeleteReques
 			switch {
 			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Groups):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case g.state != stateEmpty && g.classic.subscribed[rt.Topic]:
+			case g.state != stateEmpty && subscribed[rt.Topic]:
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
 				if _, ok := g.store.offset(g.name, rt.Topic, rp.Partition); ok {
@@ -181,6 +184,13 @@ func (g *group) describe() kmsg.DescribeGroupsResponseGroup {
 		d.State = stateDead.String()
 		return d
 	}
+	if g.kind == groupConsumer {
+		// Kafka 4 describes only classic groups through this API; the
+		// handler makes it GROUP_ID_NOT_FOUND from v6.
+		msg := "Group " + g.name + " is not a classic group."
+		d.State, d.ErrorMessage = stateDead.String(), &msg
+		return d
+	}
 	d.State, d.ProtocolType = g.state.String(), g.protocolType
 	stable := g.state == stateStable
 	if stable {
@@ -200,4 +210,59 @@ func (g *group) describe() kmsg.DescribeGroupsResponseGroup {
 		d.Members = append(d.Members, dm)
 	}
 	return d
+}
+
+// consumerCommitError is ConsumerGroup.validateOffsetCommit (Kafka 4.0):
+// a commit without a member epoch is a simple consumer's, allowed while
+// the group has no members; a member commits with its current epoch
+// (STALE_MEMBER_EPOCH otherwise) and, being a KIP-848 consumer, with
+// OffsetCommit v9+.
+func (g *group) consumerCommitError(req *kmsg.OffsetCommitRequest) *kerr.Error {
+	cg := &g.consumer
+	if req.Generation < 0 && len(cg.members) == 0 {
+		return nil
+	}
+	m := cg.members[req.MemberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID
+	case req.Version < 9:
+		return kerr.UnsupportedVersion
+	case req.Generation != m.epoch:
+		return kerr.StaleMemberEpoch
+	}
+	return nil
+}
+
+// validateOffsetFetch is ConsumerGroup.validateOffsetFetch, for OffsetFetch
+// v9+ naming a member: a consumer group's member must be known and at its
+// current epoch. Classic groups, and requests naming no member, are not
+// checked. The epochs are those the group actor last published, which it
+// does before answering a heartbeat.
+func (c *groupCoordinator) validateOffsetFetch(group string, memberID *string, epoch int32) *kerr.Error {
+	if memberID == nil && epoch < 0 {
+		return nil
+	}
+	c.mu.Lock()
+	ref := c.actors[group]
+	c.mu.Unlock()
+	if ref == nil {
+		return nil
+	}
+	l := ref.listing.Load()
+	if l == nil || l.kind != groupConsumer {
+		return nil
+	}
+	var id string
+	if memberID != nil {
+		id = *memberID
+	}
+	e, ok := l.epochs[id]
+	switch {
+	case !ok:
+		return kerr.UnknownMemberID
+	case e != epoch:
+		return kerr.StaleMemberEpoch
+	}
+	return nil
 }

@@ -92,6 +92,9 @@ type groupListing struct {
 	protocolType string
 	kind         groupKind
 	known        bool
+	// epochs are a consumer group's members and their epochs, which
+	// OffsetFetch checks; read-only once published.
+	epochs map[string]int32
 }
 
 // listGroups lists the groups of every offsets partition this node leads:

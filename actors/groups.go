@@ -39,6 +39,9 @@ type groupCoordinator struct {
 	minSessionTimeout     time.Duration // group.min.session.timeout.ms, lenient for tests
 	maxSessionTimeout     time.Duration // group.max.session.timeout.ms
 	sweepInterval         time.Duration // offsets.retention.check.interval.ms
+	// KIP-848 consumer groups (group_consumer*.go).
+	consumerSessionTimeout    time.Duration // group.consumer.session.timeout.ms
+	consumerHeartbeatInterval time.Duration // group.consumer.heartbeat.interval.ms, short: clients reconcile on heartbeats
 }
 
 // groupRef is a live group actor and what ListGroups reports of it,
@@ -55,6 +58,9 @@ func newGroupCoordinator(b *Broker) *groupCoordinator {
 		minSessionTimeout:     100 * time.Millisecond,
 		maxSessionTimeout:     30 * time.Minute,
 		sweepInterval:         time.Minute,
+
+		consumerSessionTimeout:    45 * time.Second,
+		consumerHeartbeatInterval: time.Second,
 	}
 }
 

@@ -47,6 +47,9 @@ var apiTable = []struct {
 	{kmsg.ListGroups, VersionRange{0, 5}}, // v4+ states filter, v5 types filter
 	{kmsg.DeleteGroups, VersionRange{0, 3}},
 	{kmsg.OffsetDelete, VersionRange{0, 0}},
+	// KIP-848 consumer groups, at Kafka 4.0's versions (kmsg's newest).
+	{kmsg.ConsumerGroupHeartbeat, VersionRange{0, 1}}, // v1: the client makes its member id
+	{kmsg.ConsumerGroupDescribe, VersionRange{0, 1}},  // v1 adds the member type
 }
 
 // apiRanges indexes apiTable for ParseRequest's per-request lookup.

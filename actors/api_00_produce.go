@@ -27,9 +27,15 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 	validAcks := req.Acks == 0 || req.Acks == 1 || req.Acks == -1
 	pending := 0
 	answered := false
+	var timeout *time.Timer
 	finish := func() {
 		if pending == 0 && req.Acks != 0 && !answered {
 			answered = true
+			if timeout != nil {
+				// Otherwise the timer holds the request's record bytes
+				// for the whole produce timeout (10-30 s in clients).
+				timeout.Stop()
+			}
 			c.respond(r, resp)
 		}
 	}
@@ -107,7 +113,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 		return
 	}
 	if pending > 0 {
-		c.after(ctx, produceTimeout(req.TimeoutMillis), func() {
+		timeout = c.after(ctx, produceTimeout(req.TimeoutMillis), func() {
 			pending = 0
 			finish()
 		})

@@ -25,6 +25,20 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			c.respond(r, resp)
 		}
 	}
+	if total := requestedPartitions(req, c.b.cfg.DefaultPartitions); total > maxPartitionsPerRequest {
+		// As KRaft's controller: the whole request is refused. Without the
+		// cap one request could ask for 2^31-1 partitions and the node
+		// would die allocating them.
+		msg := "Excessively large number of partitions per request."
+		for i, rt := range req.Topics {
+			st := &resp.Topics[i]
+			*st = kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.ErrorCode, st.ErrorMessage = kerr.PolicyViolation.Code, &msg
+		}
+		c.respond(r, resp)
+		return
+	}
 	seen := map[string]bool{}
 	for i, rt := range req.Topics {
 		st := &resp.Topics[i]
@@ -102,4 +116,25 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			})
 	}
 	finish()
+}
+
+// maxPartitionsPerRequest is KRaft's MAX_PARTITIONS_PER_BATCH.
+const maxPartitionsPerRequest = 10000
+
+// requestedPartitions counts the partitions a CreateTopics asks for, as
+// KRaft's ReplicationControlManager does: -1 is the default, a non-positive
+// count adds nothing (it fails on its own), an assignment adds its length.
+func requestedPartitions(req *kmsg.CreateTopicsRequest, defaultPartitions int32) int64 {
+	var total int64
+	for _, rt := range req.Topics {
+		switch {
+		case len(rt.ReplicaAssignment) > 0:
+			total += int64(len(rt.ReplicaAssignment))
+		case rt.NumPartitions == -1:
+			total += int64(defaultPartitions)
+		case rt.NumPartitions > 0:
+			total += int64(rt.NumPartitions)
+		}
+	}
+	return total
 }

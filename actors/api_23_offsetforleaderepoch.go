@@ -29,7 +29,7 @@ func handleOffsetForLeaderEpoch(c *conn, ctx actor.Context, r *request) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
 				if sp.ErrorCode = checkLeaderEpoch(h, rp.CurrentLeaderEpoch); sp.ErrorCode == 0 {
-					sp.LeaderEpoch, sp.EndOffset = raftactor.EndOffsetForEpoch(h.sm.Epochs(), rp.LeaderEpoch, h.sm.View().HighWatermark())
+					sp.LeaderEpoch, sp.EndOffset = raftactor.EndOffsetForEpoch(h.sm.Epochs(), rp.LeaderEpoch, h.replica.Term(), h.sm.View().HighWatermark())
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -193,10 +193,11 @@ func (c *conn) async(ctx actor.Context, r *request, fn func() kmsg.Response) {
 }
 
 // after runs fn on this connection's actor once d has passed (request
-// timeouts).
-func (c *conn) after(ctx actor.Context, d time.Duration, fn func()) {
+// timeouts). Stop the timer once the request is answered: until it fires,
+// it keeps fn and all fn holds (the request, its record bytes) alive.
+func (c *conn) after(ctx actor.Context, d time.Duration, fn func()) *time.Timer {
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	time.AfterFunc(d, func() { root.Send(self, &deferred{fn: fn}) })
+	return time.AfterFunc(d, func() { root.Send(self, &deferred{fn: fn}) })
 }
 
 type deferred struct{ fn func() }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -30,9 +31,8 @@ type fetchSession struct {
 }
 
 type fetchSessions struct {
-	mu   sync.Mutex
-	next int32
-	m    map[int32]*fetchSession
+	mu sync.Mutex
+	m  map[int32]*fetchSession
 }
 
 func newFetchSessions() *fetchSessions { return &fetchSessions{m: map[int32]*fetchSession{}} }
@@ -60,7 +60,15 @@ func (s *fetchSessions) resolve(req *kmsg.FetchRequest, md *raftactor.Metadata) 
 			if sess == nil {
 				return nil, nil, false, kerr.FetchSessionIDNotFound.Code
 			}
-			sess.mu.Lock()
+			// The session's fetch holds sess.mu until its answer is built,
+			// so a client waiting for that answer cannot be the one asking
+			// now: this is another client (or a pipelined request) naming
+			// the session. Waiting here would block this connection and,
+			// through s.mu, every session fetch of the node for up to the
+			// other fetch's MaxWaitMs.
+			if !sess.mu.TryLock() {
+				return nil, nil, false, kerr.InvalidFetchSessionEpoch.Code
+			}
 			defer sess.mu.Unlock()
 			if req.SessionEpoch != sess.epoch {
 				return nil, nil, false, kerr.InvalidFetchSessionEpoch.Code
@@ -78,13 +86,22 @@ func (s *fetchSessions) resolve(req *kmsg.FetchRequest, md *raftactor.Metadata) 
 	if !s.makeRoom(now) {
 		return nil, targets, true, 0 // no session: the client goes on with full fetches
 	}
-	s.next++
-	if s.next <= 0 {
-		s.next = 1
-	}
-	sess := &fetchSession{id: s.next, epoch: 1, targets: targets, lastUsed: now}
+	sess := &fetchSession{id: s.newID(), epoch: 1, targets: targets, lastUsed: now}
 	s.m[sess.id] = sess
 	return sess, targets, true, 0
+}
+
+// newID picks an unused random session id, as Kafka does. Sequential ids
+// restart at 1 with the node, and clients keep their session id across a
+// reconnect: a client back from a restart would then name (close, or
+// fetch through) another client's new session.
+func (s *fetchSessions) newID() int32 {
+	for {
+		id := rand.Int32()
+		if _, taken := s.m[id]; id != fetchSessionNoneID && !taken {
+			return id
+		}
+	}
 }
 
 // makeRoom evicts the least recently used session idle for a while when

@@ -241,17 +241,25 @@ func (c *partitionCp) Save(b *pebble.Batch) error {
 }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader-epoch
-// cache does: for the latest epoch the log end offset; for an older one the
-// largest epoch not above it and the start of the epoch after it; for one
-// before the first, the requested epoch and the first epoch's start; for
-// one beyond the latest, UNDEFINED_EPOCH (-1) itself, or an empty history,
+// cache does. Kafka's cache gains an entry each time a leader is elected,
+// at the log end offset of that moment; here epochs holds only the epochs
+// that wrote, so every epoch after the last one written, up to current
+// (the leader's epoch now), starts at the log end offset. Hence: for the
+// latest written epoch or any later one up to current, the log end offset;
+// for an older one, the largest written epoch not above it and the start of
+// the epoch after it; for one before the first, the requested epoch and the
+// first epoch's start; for one beyond current, or UNDEFINED_EPOCH (-1),
 // undefined (-1, -1).
-func EndOffsetForEpoch(epochs []EpochStart, epoch int32, end int64) (int32, int64) {
+//
+// Answering undefined for an epoch the leader did hold (say the one a
+// consumer got from ListOffsets after a restart, before anything was
+// written) makes the Java consumer report truncation and reset its offset.
+func EndOffsetForEpoch(epochs []EpochStart, epoch, current int32, end int64) (int32, int64) {
 	n := len(epochs)
-	if n == 0 || epoch == -1 || epoch > epochs[n-1].Epoch {
+	if epoch < 0 || epoch > current {
 		return -1, -1
 	}
-	if epoch == epochs[n-1].Epoch {
+	if n == 0 || epoch >= epochs[n-1].Epoch {
 		return epoch, end
 	}
 	i := sort.Search(n, func(i int) bool { return epochs[i].Epoch > epoch })

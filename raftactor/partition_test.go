@@ -17,27 +17,31 @@ func TestEndOffsetForEpoch(t *testing.T) {
 		name      string
 		epochs    []EpochStart
 		epoch     int32
+		current   int32
 		wantEpoch int32
 		wantEnd   int64
 	}{
-		{"latest epoch: log end offset", hist, 7, 7, end},
-		{"beyond the latest: undefined", hist, 8, -1, -1},
-		{"empty history: undefined", nil, 3, -1, -1},
-		{"empty history, epoch 0: undefined", nil, 0, -1, -1},
-		{"known older epoch: start of the next", hist, 4, 4, 25},
-		{"gap between epochs: largest below, start of the next", hist, 5, 4, 25},
-		{"first epoch", hist, 2, 2, 10},
-		{"gap after the first", hist, 3, 2, 10},
-		{"before the first: requested epoch, first start", hist, 1, 1, 0},
-		{"epoch 0 before the first", hist, 0, 0, 0},
-		{"UNDEFINED_EPOCH (-1): undefined, as Kafka", hist, -1, -1, -1},
-		{"single epoch: latest", hist[2:], 7, 7, end},
-		{"single epoch: before", hist[2:], 6, 6, 25},
-		{"single epoch: after", hist[2:], 9, -1, -1},
+		{"latest epoch: log end offset", hist, 7, 7, 7, end},
+		{"beyond the current epoch: undefined", hist, 8, 7, -1, -1},
+		{"led after the last write: log end offset", hist, 8, 9, 8, end},
+		{"current epoch, nothing written in it: log end offset", hist, 9, 9, 9, end},
+		{"empty history: log end offset", nil, 3, 3, 3, end},
+		{"empty history, older epoch: log end offset", nil, 0, 3, 0, end},
+		{"empty history, beyond current: undefined", nil, 4, 3, -1, -1},
+		{"known older epoch: start of the next", hist, 4, 7, 4, 25},
+		{"gap between epochs: largest below, start of the next", hist, 5, 7, 4, 25},
+		{"first epoch", hist, 2, 7, 2, 10},
+		{"gap after the first", hist, 3, 7, 2, 10},
+		{"before the first: requested epoch, first start", hist, 1, 7, 1, 0},
+		{"epoch 0 before the first", hist, 0, 7, 0, 0},
+		{"UNDEFINED_EPOCH (-1): undefined, as Kafka", hist, -1, 7, -1, -1},
+		{"single epoch: latest", hist[2:], 7, 7, 7, end},
+		{"single epoch: before", hist[2:], 6, 7, 6, 25},
+		{"single epoch: after", hist[2:], 9, 7, -1, -1},
 	} {
-		e, off := EndOffsetForEpoch(c.epochs, c.epoch, end)
+		e, off := EndOffsetForEpoch(c.epochs, c.epoch, c.current, end)
 		if e != c.wantEpoch || off != c.wantEnd {
-			t.Errorf("%s: EndOffsetForEpoch(%d) = (%d, %d), want (%d, %d)", c.name, c.epoch, e, off, c.wantEpoch, c.wantEnd)
+			t.Errorf("%s: EndOffsetForEpoch(%d, current %d) = (%d, %d), want (%d, %d)", c.name, c.epoch, c.current, e, off, c.wantEpoch, c.wantEnd)
 		}
 	}
 }

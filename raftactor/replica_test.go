@@ -303,7 +303,7 @@ func TestReplicaProduceReadAndReopen(t *testing.T) {
 	if got := n.sm.Epochs(); len(got) != 2 || got[1] != (EpochStart{term2, next}) {
 		t.Fatalf("epochs %v, want a second epoch %d starting at %d", got, term2, next)
 	}
-	if e, off := EndOffsetForEpoch(n.sm.Epochs(), term, n.sm.View().HighWatermark()); e != term || off != next {
+	if e, off := EndOffsetForEpoch(n.sm.Epochs(), term, n.r.Term(), n.sm.View().HighWatermark()); e != term || off != next {
 		t.Fatalf("end of epoch %d: (%d, %d), want (%d, %d)", term, e, off, term, next)
 	}
 }

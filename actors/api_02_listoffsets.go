@@ -6,6 +6,7 @@ package actors
 // read segments, so the request is served off the connection actor.
 
 import (
+	"errors"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,7 +105,7 @@ func lookupOffset(h *partitionHandle, ts int64, sp *kmsg.ListOffsetsResponseTopi
 }
 
 func readErrCode(err error) int16 {
-	if err == storage.ErrOffsetOutOfRange {
+	if errors.Is(err, storage.ErrOffsetOutOfRange) {
 		return kerr.OffsetOutOfRange.Code
 	}
 	return kerr.UnknownServerError.Code

@@ -37,6 +37,7 @@ type Broker struct {
 	sessions      *fetchSessions
 
 	conns     atomic.Int64 // open client connections
+	openConns sync.Map     // *conn -> struct{}, to close them on Close
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -113,10 +114,16 @@ func (b *Broker) Close() error {
 			b.ln.Close()
 		}
 		b.wg.Wait()
-		b.replicas.stopAll()
+		// Clients first, so no request reaches a replica being stopped;
+		// then the controller, so no topic spawns replicas after stopAll.
+		b.openConns.Range(func(k, _ any) bool {
+			k.(*conn).nc.Close()
+			return true
+		})
 		if b.controllerPID != nil {
 			_ = b.sys.Root.StopFuture(b.controllerPID).Wait()
 		}
+		b.replicas.stopAll()
 		b.sys.Shutdown()
 		err = b.db.Close()
 	})

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -70,6 +71,7 @@ func startConn(b *Broker, nc net.Conn) {
 		// raftactor.Replica.Props).
 		actor.WithMailbox(actor.Unbounded()),
 		actor.WithGuardian(stopOnPanic))
+	b.openConns.Store(c, struct{}{})
 	c.pid = b.sys.Root.Spawn(props)
 }
 
@@ -102,6 +104,7 @@ func (c *conn) Receive(ctx actor.Context) {
 		c.nc.Close()
 		c.w.close()
 		c.b.conns.Add(-1)
+		c.b.openConns.Delete(c)
 	case *actor.Restarting:
 		c.nc.Close()
 	}
@@ -187,6 +190,14 @@ func (c *conn) complete(seq uint64, frame []byte) {
 func (c *conn) async(ctx actor.Context, r *request, fn func() kmsg.Response) {
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	go func() {
+		defer func() {
+			// A bug in a read must not take the node down: this
+			// connection closes, the others go on.
+			if p := recover(); p != nil {
+				c.log.Error("panic serving a request; closing the connection", "api_key", r.hdr.Key, "panic", p)
+				root.Send(self, &readErr{err: fmt.Errorf("panic: %v", p)})
+			}
+		}()
 		resp := fn()
 		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, resp)})
 	}()

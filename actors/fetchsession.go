@@ -76,7 +76,9 @@ func (s *fetchSessions) resolve(req *kmsg.FetchRequest, md *raftactor.Metadata) 
 			sess.update(req, md)
 			sess.epoch = nextEpoch(sess.epoch)
 			sess.lastUsed = now
-			return sess, sess.targets, false, 0
+			// A copy: the next request may update the session while this
+			// fetch's goroutine has yet to start.
+			return sess, append([]*fetchTarget(nil), sess.targets...), false, 0
 		}
 	}
 	targets := requestTargetsFrom(req, md)

@@ -143,6 +143,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 // while the old replica closes its files and removes the renamed copy.
 func (s *replicaSet) deleteLocked(h *partitionHandle) {
 	dir := filepath.Join(s.partitionsDir(), fmt.Sprintf("%s-%d", h.topic.Name, h.index))
+	h.replica.MarkDeleting()
 	if err := os.Rename(dir, raftactor.DeletedDir(dir, h.topic.Groups[h.index])); err != nil && !os.IsNotExist(err) {
 		s.b.log.Error("delete partition", "dir", dir, "err", err)
 	}

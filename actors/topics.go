@@ -47,16 +47,17 @@ var topicConfigs = map[string]func(string) error{
 		return fmt.Errorf("cleanup.policy %q is not delete or compact", v)
 	},
 	"min.insync.replicas": intAtLeast(1),
+	// Batches are stored as the producer sent them, with their own
+	// timestamps: only the values that mean exactly that are accepted.
 	"compression.type": func(v string) error {
-		switch v {
-		case "producer", "uncompressed", "gzip", "snappy", "lz4", "zstd":
-			return nil
+		if v != "producer" {
+			return fmt.Errorf("compression.type %q is not supported: batches keep the producer's codec", v)
 		}
-		return fmt.Errorf("compression.type %q is unknown", v)
+		return nil
 	},
 	"message.timestamp.type": func(v string) error {
-		if v != "CreateTime" && v != "LogAppendTime" {
-			return fmt.Errorf("message.timestamp.type %q is unknown", v)
+		if v != "CreateTime" {
+			return fmt.Errorf("message.timestamp.type %q is not supported: records keep the producer's timestamps", v)
 		}
 		return nil
 	},

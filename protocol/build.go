@@ -72,6 +72,9 @@ func Records(batch []byte) ([]BatchRecord, error) {
 			return nil, err
 		}
 	}
+	if h.NumRecords < 0 || int(h.NumRecords) > len(body) {
+		return nil, ErrMalformed // every record takes at least a byte
+	}
 	out := make([]BatchRecord, 0, h.NumRecords)
 	for i := int32(0); i < h.NumRecords; i++ {
 		n, k := binary.Varint(body)

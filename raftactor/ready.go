@@ -63,8 +63,10 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			if len(e.Data) >= 8 {
 				id := binary.BigEndian.Uint64(e.Data)
 				v := r.cfg.SM.Apply(e.GetIndex(), e.GetTerm(), e.Data[8:])
+				var verr error
 				if f, ok := v.(Fatal); ok {
-					r.fail("apply", f.Err)
+					r.fail("apply", f.Err) // returns only for a replica being deleted
+					v, verr = nil, ErrStopped
 				}
 				// Only an entry of the term this replica leads in can be
 				// one of its proposals: entries of earlier terms (another
@@ -72,7 +74,7 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 				// from their own counter, which may collide.
 				if p, ok := r.pending[id]; ok && e.GetTerm() == r.leaderTerm {
 					delete(r.pending, id)
-					r.acks = append(r.acks, appliedAck{p, v})
+					r.acks = append(r.acks, appliedAck{p, v, verr})
 				}
 			}
 		case pb.EntryConfChange, pb.EntryConfChangeV2:
@@ -94,6 +96,9 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			}
 		}
 		r.applied = e.GetIndex()
+		if r.stopped {
+			break
+		}
 		if r.leader && int64(e.GetTerm()) == r.term.Load() && !r.ready.Load() {
 			r.ready.Store(true)
 			r.readyOnce.Do(func() { close(r.readyCh) })
@@ -103,7 +108,7 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 	// Answer only after Applied published the new state: a client that
 	// reads right after its acknowledgement must find its write.
 	for i, a := range r.acks {
-		r.reply(ctx, a.p, a.v, nil)
+		r.reply(ctx, a.p, a.v, a.err)
 		r.acks[i] = appliedAck{}
 	}
 	r.acks = r.acks[:0]
@@ -115,8 +120,9 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 // appliedAck is a proposal applied in the current Ready, answered once the
 // whole Ready is applied and published.
 type appliedAck struct {
-	p *Propose
-	v any
+	p   *Propose
+	v   any
+	err error
 }
 
 func (r *Replica) setLeader(ctx actor.Context, leader bool) {

@@ -54,6 +54,7 @@ type Replica struct {
 	term      atomic.Int64 // current term = leader epoch, read by handlers
 	ready     atomic.Bool  // leader that has applied everything committed before its term
 	readyCh   chan struct{}
+	deleting  atomic.Bool // set before the node renames the data away
 	readyOnce sync.Once
 }
 
@@ -291,7 +292,20 @@ func (r *Replica) stop(ctx actor.Context) {
 
 // fail stops the node: a storage error leaves the replica's durable state
 // unknown, and continuing could acknowledge writes that are not on disk.
+//
+// A replica whose partition is being deleted is the exception: the node
+// renamed its directory away, so a roll or a sync may fail on a path that
+// is gone on purpose. It stops serving and waits for its Delete instead.
 func (r *Replica) fail(what string, err error) {
+	if r.deleting.Load() {
+		r.log.Info("storage failure in a replica being deleted", "group", r.cfg.Group, "op", what, "err", err)
+		r.stopped = true
+		return
+	}
 	r.log.Error("storage failure, stopping the node", "group", r.cfg.Group, "op", what, "err", err)
 	os.Exit(70)
 }
+
+// MarkDeleting tells the replica its data is about to be moved away for
+// deletion (before its Delete message arrives). Safe from any goroutine.
+func (r *Replica) MarkDeleting() { r.deleting.Store(true) }

@@ -15,11 +15,11 @@ import (
 // target, revoking before assigning, so no partition is ever owned by two
 // members (group_consumer_reconcile.go).
 //
-// It is held in memory only: nothing of it is written to
-// __consumer_offsets (Kafka's record key versions 3-8 are not written).
-// A new coordinator knows none of it; members learn that from
-// UNKNOWN_MEMBER_ID and rejoin with epoch 0, as clients do after a
-// session timeout. Committed offsets are records, as for classic groups.
+// Every change of it is written to __consumer_offsets as Kafka 4's
+// consumer group records (key versions 3..8) before the heartbeat that
+// made it is answered, and a new coordinator rebuilds the group from them
+// (groupstore_consumer*.go): members carry on with their epochs.
+// Committed offsets are records, as for classic groups.
 type consumerGroup struct {
 	members map[string]*consumerMember
 	static  map[string]string // group.instance.id → member id
@@ -29,12 +29,18 @@ type consumerGroup struct {
 	target      map[string]partSet   // member id → target assignment
 	owners      map[topicPart]string // partition → the member owning it (assigned or revoking)
 	assignor    string               // assignor of the last target assignment
-	topicsSig   string               // the subscribed topics' ids and sizes at the last epoch
+	topicsHash  int64                // hash of the subscribed topics' names, ids and sizes at the last epoch
 	mdSeen      *raftactor.Metadata  // metadata the topics were last checked against
 	// epochs is what OffsetFetch validates against, published with the
 	// listing; rebuilt only when an epoch or the membership changes.
 	epochs      map[string]int32
 	epochsDirty bool
+
+	// Durability (groupstore_consumer_load.go); init leaves these alone,
+	// as they describe the log, not the members.
+	saved  consumerSaved // the group as the records last written say
+	resync bool          // a write failed: saved is not to be trusted
+	loaded bool          // loadConsumer has run
 }
 
 // memberState is Kafka's MemberState of a consumer group member.
@@ -227,6 +233,7 @@ func (g *group) consumerTimer(msg any) bool {
 		g.c.b.log.Info("consumer group member session expired", "group", g.name, "member", m.id)
 		g.removeConsumerMember(m)
 		g.updateConsumerState()
+		g.persistConsumerAsync("session timeout")
 		return true
 	case *consumerRevokeExpired:
 		m := cg.members[t.id]
@@ -236,6 +243,7 @@ func (g *group) consumerTimer(msg any) bool {
 		g.c.b.log.Info("consumer group member did not revoke in time", "group", g.name, "member", m.id)
 		g.removeConsumerMember(m)
 		g.updateConsumerState()
+		g.persistConsumerAsync("revocation timeout")
 		return true
 	}
 	return false

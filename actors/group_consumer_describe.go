@@ -73,12 +73,16 @@ func describedAssignment(s partSet, md *raftactor.Metadata) kmsg.Assignment {
 // consumer group turns it back into a classic group (as Kafka does) and
 // goes on to the classic handlers; with members, the classic protocol
 // cannot join (mixed groups are not served). The other classic requests
-// name members the group does not know.
+// name members the group does not know. DeleteGroups deletes the consumer
+// group's own records too.
 func (g *group) classicCallOnConsumer(call *groupCall) bool {
 	if g.kind != groupConsumer {
 		return false
 	}
 	switch op := call.op.(type) {
+	case *deleteOp:
+		g.handleConsumerDelete(call)
+		return true
 	case *kmsg.JoinGroupRequest:
 		if len(g.consumer.members) == 0 {
 			g.becomeClassic()
@@ -104,7 +108,13 @@ func (g *group) subscribedTopics() map[string]bool {
 
 // consumerEpochs is what the listing publishes for OffsetFetch: nil for a
 // classic group.
+//
+// The actor publishes right after it loads, before any call: the stored
+// consumer group is rebuilt here then, once.
 func (g *group) consumerEpochs() map[string]int32 {
+	if !g.consumer.loaded {
+		g.loadConsumer()
+	}
 	if g.kind != groupConsumer {
 		return nil
 	}

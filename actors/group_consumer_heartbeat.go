@@ -48,10 +48,20 @@ func (g *group) handleConsumerHeartbeat(call *groupCall, req *kmsg.ConsumerGroup
 		*resp = *req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.ErrorCode, resp.ErrorMessage = e.err.Code, &e.msg
 	}
-	// Published before the answer, so an OffsetFetch the member sends
-	// with its new epoch is checked against it.
-	g.publish()
-	call.reply(resp)
+	// What changed is written in one batch, and the heartbeat answered
+	// once it is applied, as Kafka answers once its records are committed.
+	g.persistConsumer(func(err error) {
+		if err != nil {
+			*resp = *req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
+			we := writeError(err)
+			msg := we.Message
+			resp.ErrorCode, resp.ErrorMessage = we.Code, &msg
+		}
+		// Published before the answer, so an OffsetFetch the member sends
+		// with its new epoch is checked against it.
+		g.publish()
+		call.reply(resp)
+	})
 }
 
 // validateHeartbeat is Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid.
@@ -110,9 +120,8 @@ func (g *group) becomeConsumer(epoch int32, memberID string) *heartbeatError {
 		if g.classic.busy() {
 			return hbErr(kerr.GroupIDNotFound, "Group %s is not a consumer group.", g.name)
 		}
-		// Membership is not kept across coordinators: a member of a
-		// consumer group that lived on another (or an earlier) one is
-		// unknown here, and rejoins.
+		// Not a consumer group in the log either (a stored one is loaded
+		// when the actor starts): the member is unknown, and rejoins.
 		return hbErr(kerr.UnknownMemberID, "Member %s is not a member of group %s.", memberID, g.name)
 	}
 	if g.classic.busy() {
@@ -140,6 +149,15 @@ func (g *group) becomeClassic() {
 	g.kind = groupClassic
 	g.protocolType = ""
 	g.setState(stateEmpty)
+	// Its records go before the classic group's first one, which the
+	// JoinGroup writes after these (one actor's writes apply in order).
+	if recs := g.consumerTombstones(); len(recs) > 0 {
+		g.write(recs, func(err error) {
+			if err != nil {
+				g.c.b.log.Warn("consumer group tombstones failed", "group", g.name, "err", err)
+			}
+		})
+	}
 }
 
 func (g *group) consumerHeartbeat(call *groupCall, req *kmsg.ConsumerGroupHeartbeatRequest, resp *kmsg.ConsumerGroupHeartbeatResponse) *heartbeatError {

@@ -2,9 +2,9 @@ package actors
 
 import (
 	"fmt"
+	"hash/fnv"
 	"regexp"
 	"sort"
-	"strings"
 
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
@@ -66,20 +66,22 @@ func (g *group) subscribedTopicInfo(md *raftactor.Metadata) map[[16]byte]assignT
 	return topics
 }
 
-// topicsSignature changes when a subscribed topic appears, goes, is
-// recreated (new id) or gains partitions: each is a new group epoch.
-func topicsSignature(topics map[[16]byte]assignTopic) string {
-	var b strings.Builder
+// topicsHash changes when a subscribed topic appears, goes, is
+// recreated (new id) or gains partitions: each is a new group epoch. It
+// is stored as the group's MetadataHash, so a new coordinator sees what
+// changed while there was none.
+func topicsHash(topics map[[16]byte]assignTopic) int64 {
+	h := fnv.New64a()
 	for _, id := range sortedTopicIDs(topics) {
-		fmt.Fprintf(&b, "%s/%x/%d;", topics[id].name, id, topics[id].partitions)
+		fmt.Fprintf(h, "%s/%x/%d;", topics[id].name, id, topics[id].partitions)
 	}
-	return b.String()
+	return int64(h.Sum64())
 }
 
 // topicsChanged reports whether the subscribed topics differ from those
 // of the last target assignment.
 func (g *group) topicsChanged() bool {
-	return topicsSignature(g.subscribedTopicInfo(g.c.b.controller.Metadata())) != g.consumer.topicsSig
+	return topicsHash(g.subscribedTopicInfo(g.c.b.controller.Metadata())) != g.consumer.topicsHash
 }
 
 // preferredAssignor is ConsumerGroup.computePreferredServerAssignor: the
@@ -120,7 +122,7 @@ func (g *group) bumpConsumerEpoch() {
 	cg.assignor = cg.preferredAssignor()
 	cg.target = assignors[cg.assignor](members, topics)
 	cg.assignEpoch = cg.epoch
-	cg.topicsSig = topicsSignature(topics)
+	cg.topicsHash = topicsHash(topics)
 }
 
 // reconcile moves m towards its target; owned are the partitions its

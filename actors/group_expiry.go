@@ -68,7 +68,10 @@ func (s *groupStore) sweepCandidates(now time.Time, retention time.Duration) []s
 	cutoff := now.Add(-retention).UnixMilli()
 	var out []string
 	for name, g := range s.groups {
-		if g.meta != nil && (len(g.meta.Members) > 0 || g.meta.CurrentStateTimestamp <= cutoff) {
+		// Groups with members (classic or consumer) are swept so members
+		// that died while the coordinator was away time out.
+		if g.meta != nil && (len(g.meta.Members) > 0 || g.meta.CurrentStateTimestamp <= cutoff) ||
+			g.consumer != nil && len(g.consumer.members) > 0 {
 			out = append(out, name)
 			continue
 		}
@@ -118,6 +121,9 @@ func (g *group) expire(now time.Time) {
 			})
 		}
 		return
+	}
+	if g.kind == groupConsumer {
+		recs = append(recs, g.consumerTombstones()...)
 	}
 	if g.store.metadata(g.name) != nil || g.generation > 0 {
 		recs = append(recs, groupTombstone(g.name))

@@ -123,7 +123,12 @@ func (c *groupCoordinator) listGroups() []groupListing {
 				continue
 			}
 			l := groupListing{name: name, state: stateEmpty}
-			if md := s.metadata(name); md != nil {
+			if cg := s.consumerGroup(name); cg != nil {
+				l.kind, l.protocolType = groupConsumer, "consumer"
+				if len(cg.members) > 0 {
+					l.state = stateStable
+				}
+			} else if md := s.metadata(name); md != nil {
 				l.protocolType = md.ProtocolType
 				if len(md.Members) > 0 {
 					l.state = stateStable

@@ -16,8 +16,9 @@ import (
 // handlers read it.
 //
 // Records are Kafka's own: key version 0/1 an offset commit, key version 2
-// a classic group's metadata, a nil value a tombstone. Other key versions
-// (KIP-848 consumer group records) are skipped until they are served.
+// a classic group's metadata, 3..8 a KIP-848 consumer group's
+// (groupstore_consumer.go), a nil value a tombstone. Other key versions
+// (share and streams groups) are skipped.
 type groupStore struct {
 	mu     sync.RWMutex
 	groups map[string]*storedGroup
@@ -28,8 +29,9 @@ type groupStore struct {
 
 // storedGroup is what the log says about one group.
 type storedGroup struct {
-	meta    *kmsg.GroupMetadataValue // nil: none, or tombstoned
-	offsets map[string]map[int32]storedOffset
+	meta     *kmsg.GroupMetadataValue // nil: none, or tombstoned
+	consumer *storedConsumerGroup     // nil: no consumer group records
+	offsets  map[string]map[int32]storedOffset
 }
 
 // storedOffset is one committed offset as OffsetCommitValue holds it.
@@ -118,8 +120,11 @@ func (s *groupStore) apply(key, value []byte) bool {
 		}
 		s.group(k.Group).meta = val
 		return true
+	case recConsumerGroupMetadata, recConsumerGroupPartitionMetadata, recConsumerGroupMemberMetadata,
+		recConsumerGroupTargetAssignmentMetadata, recConsumerGroupTargetAssignmentMember, recConsumerGroupCurrentMemberAssignment:
+		return s.applyConsumer(key, value)
 	default:
-		return true // not ours (yet): KIP-848 and share group records
+		return true // not ours: share and streams group records
 	}
 }
 
@@ -133,7 +138,7 @@ func (s *groupStore) group(name string) *storedGroup {
 }
 
 func (s *groupStore) dropIfEmpty(name string) {
-	if g := s.groups[name]; g != nil && g.meta == nil && len(g.offsets) == 0 {
+	if g := s.groups[name]; g != nil && g.meta == nil && g.consumer == nil && len(g.offsets) == 0 {
 		delete(s.groups, name)
 	}
 }

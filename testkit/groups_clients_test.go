@@ -47,7 +47,16 @@ func (h *saramaHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.Con
 // protocol version 2.8, not sarama's older default): every record is
 // received, and the marked offsets are committed (the group's committed
 // offsets equal the end offsets after Close).
+// TestGroupSarama runs sarama's ConsumerGroup at its default protocol
+// version (2.8) and at 2.1, which older applications pin and which uses
+// older versions of every group API.
 func TestGroupSarama(t *testing.T) {
+	for _, v := range []sarama.KafkaVersion{sarama.DefaultVersion, sarama.V2_1_0_0} {
+		t.Run(v.String(), func(t *testing.T) { testGroupSarama(t, v) })
+	}
+}
+
+func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 	tg := StartTarget(t)
 	requireAPIs(t, tg.Addr(), classicGroupAPIs)
 	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
@@ -58,7 +67,7 @@ func TestGroupSarama(t *testing.T) {
 	ends := endOffsets(t, tg.Addr(), topic)
 
 	cfg := sarama.NewConfig()
-	cfg.Version = sarama.V2_8_0_0
+	cfg.Version = version
 	cfg.ClientID = "testkit-sarama"
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Enable = true

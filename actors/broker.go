@@ -49,6 +49,14 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	// Each node of a listed cluster would otherwise run as a cluster of its
+	// own, with nothing replicated: refuse rather than pretend.
+	if len(cfg.Nodes) > 1 {
+		return nil, fmt.Errorf("the configuration lists %d nodes, but this build serves one node only: replication across nodes is not implemented yet", len(cfg.Nodes))
+	}
+	if cfg.DefaultReplicationFactor > 1 {
+		return nil, fmt.Errorf("replication_factor %d needs a cluster; this build serves one node only", cfg.DefaultReplicationFactor)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -112,6 +114,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 	if t.Name == offsetsTopic {
 		pc.Observer = s.b.groups.store(i)
 	}
+	pc.Retention = retentionConfig(t.Configs)
 	sm, applied, err := raftactor.OpenPartition(pc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", t.Name, i, err)
@@ -136,6 +139,34 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		return nil, err
 	}
 	return &partitionHandle{topic: t, index: i, pid: pid, replica: r, sm: sm}, nil
+}
+
+// Kafka's defaults for the topic configs of retention.
+const (
+	defaultRetentionMs    = 7 * 24 * 60 * 60 * 1000 // retention.ms: 7 days
+	defaultRetentionBytes = -1                      // retention.bytes: unlimited
+)
+
+// retentionConfig is the delete retention of a topic, nil when its
+// cleanup.policy does not include delete: as in Kafka, "compact,delete"
+// is subject to retention and "compact" (__consumer_offsets) is not.
+// The values were validated when the topic was created.
+func retentionConfig(configs map[string]string) *raftactor.RetentionConfig {
+	if p, ok := configs["cleanup.policy"]; ok && !slices.Contains(strings.Split(p, ","), "delete") {
+		return nil
+	}
+	rc := &raftactor.RetentionConfig{Ms: defaultRetentionMs, Bytes: defaultRetentionBytes}
+	if v, ok := configs["retention.ms"]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			rc.Ms = n
+		}
+	}
+	if v, ok := configs["retention.bytes"]; ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			rc.Bytes = n
+		}
+	}
+	return rc
 }
 
 // deleteLocked renames the partition's directory out of the way at once,

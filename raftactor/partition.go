@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,7 +48,22 @@ type PartitionConfig struct {
 	// applied. Internal topics (__consumer_offsets) materialize their state
 	// through it.
 	Observer BatchObserver
+	// Retention, when set, deletes old sealed segments (a topic whose
+	// cleanup.policy includes delete); nil keeps everything.
+	Retention *RetentionConfig
 }
+
+// RetentionConfig is a topic's delete retention. Segments are checked every
+// CheckEvery, and also right after a segment rolled when Bytes is set, so a
+// size limit holds within a tick or so of being passed.
+type RetentionConfig struct {
+	Ms         int64         // retention.ms; -1 keeps forever
+	Bytes      int64         // retention.bytes; -1 is unlimited
+	CheckEvery time.Duration // default 30 s
+}
+
+// DefaultRetentionCheck is how often a partition checks time retention.
+const DefaultRetentionCheck = 30 * time.Second
 
 // BatchObserver is told of every batch a partition holds, with its final
 // offsets, on the replica's goroutine (or the opener's, at open).
@@ -64,6 +80,9 @@ type Partition struct {
 	producers *producerTable
 	epochs    []EpochStart
 	sinceCp   int64
+
+	lastRetention time.Time // last retention check
+	retentionSegs int       // segment count after it
 
 	pubEpochs atomic.Pointer[[]EpochStart]
 }
@@ -113,6 +132,11 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	}
 	if p.cfg.CheckpointBytes <= 0 {
 		p.cfg.CheckpointBytes = 8 << 20
+	}
+	if r := p.cfg.Retention; r != nil && r.CheckEvery <= 0 {
+		rc := *r
+		rc.CheckEvery = DefaultRetentionCheck
+		p.cfg.Retention = &rc
 	}
 	return p, cp.Index, nil
 }
@@ -186,9 +210,32 @@ func (p *Partition) Applied() bool {
 	return p.sinceCp >= p.cfg.CheckpointBytes
 }
 
-// Checkpoint implements StateMachine.
+// Maintain implements Maintainer: it applies retention when due. Deleted
+// segments leave the published view at once; their files are removed once
+// a checkpoint recording the new log start offset is durable (Saved).
+func (p *Partition) Maintain(now time.Time) error {
+	rc := p.cfg.Retention
+	if rc == nil {
+		return nil
+	}
+	rolled := rc.Bytes >= 0 && p.log.SegmentCount() != p.retentionSegs
+	if !rolled && now.Sub(p.lastRetention) < rc.CheckEvery {
+		return nil
+	}
+	p.lastRetention = now
+	_, err := p.log.ApplyRetention(now, rc.Ms, rc.Bytes)
+	p.retentionSegs = p.log.SegmentCount()
+	if err != nil {
+		return fmt.Errorf("partition %s: retention: %w", p.cfg.Dir, err)
+	}
+	return nil
+}
+
+// Checkpoint implements StateMachine. Besides applied data, segments
+// deleted by retention call for one: their files go once it is saved.
 func (p *Partition) Checkpoint(index uint64) Checkpoint {
-	if p.sinceCp == 0 {
+	deletes := p.log.DeletePending()
+	if p.sinceCp == 0 && !deletes {
 		return nil
 	}
 	p.sinceCp = 0
@@ -199,9 +246,11 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 		prods[id] = &c
 	}
 	return &partitionCp{
-		key:  storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
-		job:  p.log.PrepareSync(),
-		data: partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...)},
+		key:     storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
+		job:     p.log.PrepareSync(),
+		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...)},
+		log:     p.log,
+		deletes: deletes,
 	}
 }
 
@@ -227,6 +276,9 @@ type partitionCp struct {
 	key  []byte
 	job  *storage.SyncJob
 	data partitionCheckpoint
+
+	log     *storage.PartitionLog
+	deletes bool // retention deleted segments whose files wait for this checkpoint
 }
 
 func (c *partitionCp) Index() uint64 { return c.data.Index }
@@ -239,6 +291,14 @@ func (c *partitionCp) Save(b *pebble.Batch) error {
 	}
 	return b.Set(c.key, v, nil)
 }
+
+// MustSync implements SyncedCheckpoint: a checkpoint that moves the log
+// start offset must be durable before the files below it are removed.
+func (c *partitionCp) MustSync() bool { return c.deletes }
+
+// Saved implements SyncedCheckpoint: the position recorded, its start
+// offset included, is durable, so the files below it can go.
+func (c *partitionCp) Saved() error { return c.log.RemoveDeleted(c.job.Position()) }
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader-epoch
 // cache does. Kafka's cache gains an entry each time a leader is elected,

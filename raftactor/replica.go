@@ -223,8 +223,33 @@ func (r *Replica) scheduleReady(ctx actor.Context) {
 	}
 }
 
+// Maintainer is an optional StateMachine hook for housekeeping that
+// depends on time rather than on entries (a partition's retention). It
+// runs on the replica's goroutine at every tick, before the checkpoint
+// check, and decides itself whether anything is due. An error is logged:
+// the housekeeping is retried at a later tick.
+type Maintainer interface {
+	Maintain(now time.Time) error
+}
+
+// SyncedCheckpoint is an optional Checkpoint extension. When MustSync
+// says so, the Pebble commit that records the checkpoint is synced, and
+// Saved then runs on the replica's goroutine: what it does (a partition
+// removing the files of segments below its new log start) must not happen
+// before the checkpoint is durable.
+type SyncedCheckpoint interface {
+	Checkpoint
+	MustSync() bool
+	Saved() error
+}
+
 func (r *Replica) tick(ctx actor.Context) {
 	r.rn.Tick()
+	if m, ok := r.cfg.SM.(Maintainer); ok && !r.stopped {
+		if err := m.Maintain(time.Now()); err != nil {
+			r.log.Warn("maintenance", "group", r.cfg.Group, "err", err)
+		}
+	}
 	if !r.cpRunning && time.Since(r.lastCp) >= r.cfg.CheckpointEvery {
 		r.startCheckpoint(ctx)
 	}
@@ -265,8 +290,17 @@ func (r *Replica) finishCheckpoint(m *checkpointDone) {
 	}
 	// No sync: the checkpoint only trims what the synced raft log still
 	// holds, and Pebble's WAL keeps this write behind every earlier one.
-	if err := r.cfg.DB.Commit(b, false); err != nil {
+	// Unless the checkpoint asks for it (SyncedCheckpoint).
+	sc, synced := m.cp.(SyncedCheckpoint)
+	synced = synced && sc.MustSync()
+	if err := r.cfg.DB.Commit(b, synced); err != nil {
 		r.fail("trim raft log", err)
+		return
+	}
+	if synced {
+		if err := sc.Saved(); err != nil {
+			r.log.Warn("after checkpoint", "group", r.cfg.Group, "err", err)
+		}
 	}
 }
 

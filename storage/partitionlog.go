@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // ErrOffsetOutOfRange is returned by reads below the log start offset or
@@ -28,12 +29,20 @@ type LogPosition struct {
 	NextOffset  int64 // offset the next appended batch gets
 	SegmentBase int64 // base offset of the active segment
 	SegmentSize int64 // bytes of the active segment at that point
+	// LogStartOffset is the log's first offset: segments below it were
+	// deleted by retention, and reopening removes whatever of their files
+	// is left. 0 in positions recorded before retention existed.
+	LogStartOffset int64 `json:",omitempty"`
 }
 
 // LogOptions tune a partition log; zero fields take the defaults.
 type LogOptions struct {
 	SegmentBytes       int64 // roll when active size + next batch > this (and active non-empty); default 128 MiB when 0
 	IndexIntervalBytes int32 // default 4096 when 0
+	// FileDeleteDelay is how long the open file of a segment deleted by
+	// retention stays readable for readers of older views (Kafka's
+	// file.delete.delay.ms); default 60 s when 0, negative closes at once.
+	FileDeleteDelay time.Duration
 }
 
 // PartitionLog is the segment files of one partition. Every method except
@@ -55,6 +64,12 @@ type PartitionLog struct {
 	closed      bool
 	failed      error // a write failed: the files no longer match memory
 
+	// Segments deleted by retention whose files are not yet removed or
+	// closed (retention.go), and the log start offset every view shares:
+	// a read error on a segment below it means the segment was deleted.
+	retired   []*retiredSegment
+	liveStart atomic.Int64
+
 	view atomic.Pointer[ReadView]
 
 	// Written by SyncJob.Run on other goroutines. Each only grows.
@@ -66,10 +81,13 @@ type PartitionLog struct {
 // OpenPartitionLog creates dir if needed and opens the log at the durable
 // position: segments with a base > durable.SegmentBase are deleted, the
 // segment at durable.SegmentBase is truncated to durable.SegmentSize; zero
-// LogPosition = empty log. Sealed segments load their index files (rebuilt by
-// scanning if missing or inconsistent); the active segment's indexes are
-// always rebuilt by scanning, since its files were never made durable.
-// It publishes an initial view.
+// LogPosition = empty log. Files of segments below durable.LogStartOffset
+// (deleted by retention, not yet removed at the crash) are removed too; the
+// log starts at its first remaining segment, which may be above 0. Sealed
+// segments load their index files (rebuilt by scanning if missing or
+// inconsistent); the active segment's indexes are always rebuilt by
+// scanning, since its files were never made durable. It publishes an
+// initial view.
 func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*PartitionLog, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = defaultSegmentBytes
@@ -77,7 +95,11 @@ func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*Partit
 	if opts.IndexIntervalBytes <= 0 {
 		opts.IndexIntervalBytes = defaultIndexIntervalBytes
 	}
-	if durable.SegmentBase < 0 || durable.SegmentSize < 0 || durable.NextOffset < durable.SegmentBase {
+	if opts.FileDeleteDelay == 0 {
+		opts.FileDeleteDelay = defaultFileDeleteDelay
+	}
+	if durable.SegmentBase < 0 || durable.SegmentSize < 0 || durable.NextOffset < durable.SegmentBase ||
+		durable.LogStartOffset < 0 || durable.LogStartOffset > durable.SegmentBase {
 		return nil, fmt.Errorf("partition log %s: invalid durable position %+v", dir, durable)
 	}
 	l := &PartitionLog{dir: dir, opts: opts}
@@ -95,6 +117,7 @@ func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*Partit
 		return nil, fmt.Errorf("partition log %s: %w", dir, err)
 	}
 	l.syncedBase.Store(l.active.base)
+	l.liveStart.Store(l.startOffset())
 	l.publish(false)
 	return l, nil
 }
@@ -122,7 +145,10 @@ func (l *PartitionLog) load(durable LogPosition) error {
 		switch {
 		// Index files of the durable segment may describe bytes past the
 		// durable size; they are rewritten when it is sealed or closed.
-		case base > durable.SegmentBase || (base == durable.SegmentBase && ext != ".log"):
+		// Below the start are the leftovers of retention: a deletion
+		// becomes durable with the position recording the new start, and
+		// the files go only after that, so they may survive a crash.
+		case base > durable.SegmentBase || (base == durable.SegmentBase && ext != ".log") || base < durable.LogStartOffset:
 			stale = append(stale, e.Name())
 		case ext == ".log":
 			bases = append(bases, base)
@@ -302,7 +328,15 @@ func (l *PartitionLog) NextOffset() int64 { return l.active.next }
 
 // Position is the current end of the log, as a LogPosition.
 func (l *PartitionLog) Position() LogPosition {
-	return LogPosition{NextOffset: l.active.next, SegmentBase: l.active.base, SegmentSize: l.active.size}
+	return LogPosition{NextOffset: l.active.next, SegmentBase: l.active.base, SegmentSize: l.active.size, LogStartOffset: l.startOffset()}
+}
+
+// startOffset is the first offset the log holds.
+func (l *PartitionLog) startOffset() int64 {
+	if len(l.sealed) > 0 {
+		return l.sealed[0].base
+	}
+	return l.active.base
 }
 
 // Dir is the directory holding the segment files.
@@ -323,11 +357,12 @@ func (l *PartitionLog) Publish() {
 func (l *PartitionLog) publish(closed bool) {
 	n := len(l.sealedViews)
 	v := &ReadView{
-		sealed:  l.sealedViews[:n:n],
-		active:  l.active.view(),
-		size:    l.sealedBytes + l.active.size,
-		changed: make(chan struct{}),
-		closed:  closed,
+		sealed:    l.sealedViews[:n:n],
+		active:    l.active.view(),
+		size:      l.sealedBytes + l.active.size,
+		changed:   make(chan struct{}),
+		closed:    closed,
+		liveStart: &l.liveStart,
 	}
 	if closed {
 		close(v.changed)
@@ -365,6 +400,12 @@ func (l *PartitionLog) closeFiles() error {
 	}
 	if l.active != nil {
 		errs = append(errs, l.active.log.Close())
+	}
+	for _, r := range l.retired {
+		if !r.closed {
+			errs = append(errs, r.seg.log.Close())
+			r.closed = true
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -411,13 +452,13 @@ func (l *PartitionLog) PrepareSync() *SyncJob {
 func (j *SyncJob) Run() error {
 	dir := j.log.dir
 	for _, s := range j.sealed {
-		if err := s.log.Sync(); err != nil {
-			return fmt.Errorf("segment %s: sync: %w", s.log.Name(), err)
-		}
-		for _, ext := range []string{".index", ".timeindex"} {
-			if err := syncPath(segmentPath(dir, s.base, ext)); err != nil {
-				return err
+		if err := syncSealed(dir, s); err != nil {
+			if s.base < j.log.liveStart.Load() {
+				// Retention deleted it meanwhile (its file may be closed
+				// or removed already): nothing left to make durable.
+				continue
 			}
+			return err
 		}
 	}
 	if err := j.active.Sync(); err != nil {
@@ -436,6 +477,18 @@ func (j *SyncJob) Run() error {
 	}
 	storeMax(&j.log.syncedBase, j.pos.SegmentBase)
 	storeMax(&j.log.dirSyncedBase, j.pos.SegmentBase)
+	return nil
+}
+
+func syncSealed(dir string, s *segment) error {
+	if err := s.log.Sync(); err != nil {
+		return fmt.Errorf("segment %s: sync: %w", s.log.Name(), err)
+	}
+	for _, ext := range []string{".index", ".timeindex"} {
+		if err := syncPath(segmentPath(dir, s.base, ext)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"sync/atomic"
 )
 
 // ReadView is an immutable snapshot of a partition log: its segments and
@@ -18,6 +19,10 @@ type ReadView struct {
 	size    int64
 	changed chan struct{}
 	closed  bool
+	// liveStart is the log's current start offset, shared by every view
+	// of the log: a segment of this view below it was deleted by
+	// retention after the view was taken (see gone).
+	liveStart *atomic.Int64
 }
 
 // segmentView is a segment as a view sees it.
@@ -62,6 +67,18 @@ func (v *ReadView) segment(i int) *segmentView {
 	return &v.active
 }
 
+// gone turns a read error on a segment that retention deleted after the
+// view was taken into ErrOffsetOutOfRange, which is what a fetch of that
+// offset through the newest view answers too. Such a segment's file stays
+// readable for a while (LogOptions.FileDeleteDelay), so only a reader that
+// holds a view longer than that meets this.
+func (v *ReadView) gone(s *segmentView, err error) error {
+	if err != nil && v.liveStart != nil && s.base < v.liveStart.Load() {
+		return fmt.Errorf("%w: segment %020d was deleted by retention (%v)", ErrOffsetOutOfRange, s.base, err)
+	}
+	return err
+}
+
 // segmentFor returns the segment holding offset, which must lie in
 // [LogStartOffset, HighWatermark).
 func (v *ReadView) segmentFor(offset int64) *segmentView {
@@ -88,7 +105,7 @@ func (v *ReadView) Read(offset int64, maxBytes int32) ([]byte, error) {
 	s := v.segmentFor(offset)
 	h, pos, err := s.find(offset)
 	if err != nil {
-		return nil, err
+		return nil, v.gone(s, err)
 	}
 	n := h.size
 	if int64(maxBytes) > n {
@@ -98,7 +115,7 @@ func (v *ReadView) Read(offset int64, maxBytes int32) ([]byte, error) {
 	// bytes are already in hand, so walking their headers costs nothing.
 	buf := make([]byte, n)
 	if _, err := s.log.ReadAt(buf, pos); err != nil {
-		return nil, fmt.Errorf("segment %020d: read at %d: %w", s.base, pos, err)
+		return nil, v.gone(s, fmt.Errorf("segment %020d: read at %d: %w", s.base, pos, err))
 	}
 	return buf[:wholeBatches(buf)], nil
 }
@@ -154,7 +171,7 @@ func (v *ReadView) OffsetForTimestamp(ts int64) (batch []byte, found bool, err e
 		for {
 			h, pos, ok, err := sc.next()
 			if err != nil {
-				return nil, false, fmt.Errorf("segment %020d: %w", s.base, err)
+				return nil, false, v.gone(s, fmt.Errorf("segment %020d: %w", s.base, err))
 			}
 			if !ok {
 				return nil, false, fmt.Errorf("segment %020d: no batch reaches its max timestamp %d", s.base, s.maxTimestamp)
@@ -162,7 +179,7 @@ func (v *ReadView) OffsetForTimestamp(ts int64) (batch []byte, found bool, err e
 			if h.maxTimestamp >= ts {
 				b, err := readBatchAt(s.log, pos, s.size)
 				if err != nil {
-					return nil, false, fmt.Errorf("segment %020d: %w", s.base, err)
+					return nil, false, v.gone(s, fmt.Errorf("segment %020d: %w", s.base, err))
 				}
 				return b, true, nil
 			}
@@ -186,14 +203,14 @@ func (v *ReadView) MaxTimestampBatch() (batch []byte, found bool, err error) {
 	}
 	h, pos, err := best.find(best.maxTimestampAt)
 	if err != nil {
-		return nil, false, err
+		return nil, false, v.gone(best, err)
 	}
 	if h.baseOffset != best.maxTimestampAt {
 		return nil, false, fmt.Errorf("segment %020d: max timestamp batch %d not found", best.base, best.maxTimestampAt)
 	}
 	b, err := readBatchAt(best.log, pos, best.size)
 	if err != nil {
-		return nil, false, fmt.Errorf("segment %020d: %w", best.base, err)
+		return nil, false, v.gone(best, fmt.Errorf("segment %020d: %w", best.base, err))
 	}
 	return b, true, nil
 }

@@ -2,10 +2,7 @@ package testkit
 
 import (
 	"context"
-	crand "crypto/rand"
-	"fmt"
 	"math"
-	"runtime"
 	"testing"
 	"time"
 
@@ -191,43 +188,4 @@ func TestReviewCreateTopicsTooManyPartitions(t *testing.T) {
 	if len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
 		t.Fatalf("review-small after a refused request: %+v, want UNKNOWN_TOPIC_OR_PARTITION", mresp.Topics)
 	}
-}
-
-// TestReviewProduceFreesRequestAfterAnswer: an answered produce must not
-// keep its request alive. The produce timeout timer used to hold the whole
-// request (its record bytes) until it fired, so a node under load held
-// the last ProduceRequestTimeout worth of produced bytes in memory.
-func TestReviewProduceFreesRequestAfterAnswer(t *testing.T) {
-	tg := StartTarget(t)
-	tg.SkipOnKfake(t, "chronik memory")
-	const topic = "review-produce-memory"
-	CreateTopic(t, tg.Addr(), topic, 1, nil)
-	cl := NewClient(t, tg.Addr(), kgo.DefaultProduceTopic(topic),
-		kgo.ProduceRequestTimeout(2*time.Minute), kgo.ProducerLinger(0))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	before := heap()
-	const records, size = 240, 256 << 10 // 60 MiB
-	for range records {
-		value := make([]byte, size)
-		_, _ = crand.Read(value) // incompressible: the client compresses
-		rec := &kgo.Record{Value: value}
-		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
-	// The raft log holding the batches is trimmed by the next checkpoint
-	// (about a second); after that nothing should hold them.
-	WaitFor(t, 20*time.Second, func() error {
-		if grown := int64(heap()) - int64(before); grown > 20<<20 {
-			return fmt.Errorf("heap %d MiB above the start after producing %d MiB", grown>>20, records*size>>20)
-		}
-		return nil
-	})
 }

@@ -145,6 +145,9 @@ func (b *Broker) startController() error {
 	}
 	b.controller = c
 	b.replicas.removeLeftovers()
+	if err := b.replicas.removeOrphanGroups(c.Metadata()); err != nil {
+		return err
+	}
 	// Replicas of the topics known at the last applied index come up
 	// first; the replay of later controller entries then adds and removes.
 	if err := b.replicas.sync(c.Metadata()); err != nil {

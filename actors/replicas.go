@@ -197,6 +197,31 @@ func (s *replicaSet) stopAll() {
 	s.m = map[string][]*partitionHandle{}
 }
 
+// removeOrphanGroups deletes the raft keys of groups the metadata no
+// longer names: a crash right after a topic's deletion was applied can
+// leave them, since that removal is not synced.
+func (s *replicaSet) removeOrphanGroups(md *raftactor.Metadata) error {
+	known := map[uint64]bool{raftactor.ControllerGroup: true}
+	for _, t := range md.Topics {
+		for _, g := range t.Groups {
+			known[g] = true
+		}
+	}
+	groups, err := s.b.db.Groups()
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if !known[g] {
+			s.b.log.Info("removing the raft log of a deleted partition", "group", g)
+			if err := s.b.db.DeleteGroup(g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // removeLeftovers deletes partition directories a crash left half-deleted.
 func (s *replicaSet) removeLeftovers() {
 	ents, _ := os.ReadDir(s.partitionsDir())

@@ -140,3 +140,25 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
 	os.Exit(70)
 }
+
+// Groups lists the raft groups that have keys in the DB, skipping from one
+// group to the next rather than reading their entries.
+func (d *DB) Groups() ([]uint64, error) {
+	lo := []byte("raft/")
+	it, err := d.p.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return nil, err
+	}
+	var out []uint64
+	for ok := it.First(); ok; {
+		k := it.Key()
+		if len(k) < len(lo)+8 {
+			ok = it.Next()
+			continue
+		}
+		g := binary.BigEndian.Uint64(k[len(lo):])
+		out = append(out, g)
+		ok = it.SeekGE(prefixEnd(GroupPrefix(g)))
+	}
+	return out, it.Close()
+}

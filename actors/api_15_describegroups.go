@@ -18,43 +18,24 @@ func handleDescribeGroups(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	resp.Groups = make([]kmsg.DescribeGroupsResponseGroup, len(req.Groups))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
-	for i, name := range req.Groups {
-		out := &resp.Groups[i]
-		*out = kmsg.NewDescribeGroupsResponseGroup()
-		out.Group = name
-		err := c.b.groups.coordinatorErr(name)
-		if name == "" {
-			err = kerr.InvalidGroupID
-		}
-		if err != nil {
-			out.ErrorCode = err.Code
-			continue
-		}
-		pending++
-		c.askGroup(ctx, r, name, &describeOp{}, func(v any) {
-			pending--
-			d, ok := v.(kmsg.DescribeGroupsResponseGroup)
-			if !ok {
-				d = kmsg.NewDescribeGroupsResponseGroup()
-				d.ErrorCode = kerr.CoordinatorNotAvailable.Code
+	c.askGroups(ctx, r, req.Groups, func() any { return &describeOp{} }, func(i int, v any, err *kerr.Error) {
+		name := req.Groups[i]
+		d, ok := v.(kmsg.DescribeGroupsResponseGroup)
+		switch {
+		case err != nil:
+			d = kmsg.NewDescribeGroupsResponseGroup()
+			d.ErrorCode = err.Code
+		case !ok:
+			d = kmsg.NewDescribeGroupsResponseGroup()
+			d.ErrorCode = kerr.CoordinatorNotAvailable.Code // no answer
+		case req.Version >= 6 && d.ErrorCode == 0 && d.State == stateDead.String():
+			msg := "Group " + name + " not found."
+			if d.ErrorMessage != nil {
+				msg = *d.ErrorMessage // a consumer group: not a classic one
 			}
-			d.Group = name
-			if req.Version >= 6 && d.ErrorCode == 0 && d.State == stateDead.String() {
-				msg := "Group " + name + " not found."
-				if d.ErrorMessage != nil {
-					msg = *d.ErrorMessage // a consumer group: not a classic one
-				}
-				d.ErrorCode, d.ErrorMessage = kerr.GroupIDNotFound.Code, &msg
-			}
-			*out = d
-			finish()
-		})
-	}
-	finish()
+			d.ErrorCode, d.ErrorMessage = kerr.GroupIDNotFound.Code, &msg
+		}
+		d.Group = name
+		resp.Groups[i] = d
+	}, func() { c.respond(r, resp) })
 }

@@ -16,12 +16,6 @@ func handleDeleteGroups(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.DeleteGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 	resp.Groups = make([]kmsg.DeleteGroupsResponseGroup, len(req.Groups))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
 	setErr := func(out *kmsg.DeleteGroupsResponseGroup, err *kerr.Error) {
 		if err != nil {
 			msg := err.Message
@@ -31,28 +25,17 @@ func handleDeleteGroups(c *conn, ctx actor.Context, r *request) {
 			}
 		}
 	}
-	for i, name := range req.Groups {
+	c.askGroups(ctx, r, req.Groups, func() any { return &deleteOp{} }, func(i int, v any, err *kerr.Error) {
 		out := &resp.Groups[i]
 		*out = kmsg.NewDeleteGroupsResponseGroup()
-		out.Group = name
-		err := c.b.groups.coordinatorErr(name)
-		if name == "" {
-			err = kerr.InvalidGroupID
-		}
-		if err != nil {
-			setErr(out, err)
-			continue
-		}
-		pending++
-		c.askGroup(ctx, r, name, &deleteOp{}, func(v any) {
-			pending--
-			err, ok := v.(*kerr.Error)
+		out.Group = req.Groups[i]
+		if err == nil {
+			verr, ok := v.(*kerr.Error)
 			if !ok {
-				err = kerr.CoordinatorNotAvailable // no answer
+				verr = kerr.CoordinatorNotAvailable // no answer
 			}
-			setErr(out, err)
-			finish()
-		})
-	}
-	finish()
+			err = verr
+		}
+		setErr(out, err)
+	}, func() { c.respond(r, resp) })
 }

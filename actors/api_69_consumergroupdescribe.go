@@ -18,39 +18,19 @@ func handleConsumerGroupDescribe(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	resp.Groups = make([]kmsg.ConsumerGroupDescribeResponseGroup, len(req.Groups))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
-	for i, name := range req.Groups {
-		out := &resp.Groups[i]
-		*out = kmsg.NewConsumerGroupDescribeResponseGroup()
-		out.Group = name
-		err := c.b.groups.coordinatorErr(name)
-		if name == "" {
-			err = kerr.InvalidGroupID
-		}
-		if err != nil {
-			out.ErrorCode = err.Code
-			continue
-		}
-		pending++
-		c.askGroup(ctx, r, name, &consumerDescribeOp{}, func(v any) {
-			pending--
-			d, ok := v.(kmsg.ConsumerGroupDescribeResponseGroup)
-			if !ok {
-				d = kmsg.NewConsumerGroupDescribeResponseGroup()
-				d.ErrorCode = kerr.CoordinatorNotAvailable.Code
-				if err, _ := v.(*kerr.Error); err != nil {
-					d.ErrorCode = err.Code
-				}
+	c.askGroups(ctx, r, req.Groups, func() any { return &consumerDescribeOp{} }, func(i int, v any, err *kerr.Error) {
+		d, ok := v.(kmsg.ConsumerGroupDescribeResponseGroup)
+		if !ok {
+			d = kmsg.NewConsumerGroupDescribeResponseGroup()
+			d.ErrorCode = kerr.CoordinatorNotAvailable.Code // no answer
+			if verr, _ := v.(*kerr.Error); verr != nil {
+				d.ErrorCode = verr.Code
 			}
-			d.Group = name
-			*out = d
-			finish()
-		})
-	}
-	finish()
+			if err != nil {
+				d.ErrorCode = err.Code
+			}
+		}
+		d.Group = req.Groups[i]
+		resp.Groups[i] = d
+	}, func() { c.respond(r, resp) })
 }

@@ -49,6 +49,35 @@ func (c *conn) askGroup(ctx actor.Context, r *request, group string, op any, the
 	})
 }
 
+// askGroups asks the actor of each named group newOp()'s question, as the
+// batched group APIs do. each gets every group's answer, or the error that
+// kept it from being asked (no coordinator here, an empty name), on the
+// connection's actor; done runs once all have come back.
+func (c *conn) askGroups(ctx actor.Context, r *request, names []string, newOp func() any, each func(i int, v any, err *kerr.Error), done func()) {
+	pending := len(names) + 1 // +1: done waits for the loop too
+	finish := func() {
+		if pending--; pending == 0 {
+			done()
+		}
+	}
+	for i, name := range names {
+		err := c.b.groups.coordinatorErr(name)
+		if name == "" {
+			err = kerr.InvalidGroupID
+		}
+		if err != nil {
+			each(i, nil, err)
+			finish()
+			continue
+		}
+		c.askGroup(ctx, r, name, newOp(), func(v any) {
+			each(i, v, nil)
+			finish()
+		})
+	}
+	finish()
+}
+
 func (c *conn) clientInfo(r *request) clientInfo {
 	host := c.nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(host); err == nil {

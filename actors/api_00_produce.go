@@ -39,6 +39,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			c.respond(r, resp)
 		}
 	}
+	bytesIn := 0
 	var replyTo *actor.PID
 	if req.Acks != 0 {
 		replyTo = ctx.Self()
@@ -82,6 +83,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				continue
 			}
 			pending++
+			bytesIn += len(rp.Records)
 			// Stays the answer if the replica does not reply in time.
 			sp.ErrorCode = kerr.RequestTimedOut.Code
 			ctx.Send(h.pid, &raftactor.Propose{
@@ -95,6 +97,9 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 					sp.ErrorCode = 0
 					if err != nil {
 						sp.ErrorCode = proposeErrCode(err)
+						if sp.ErrorCode == kerr.NotLeaderForPartition.Code {
+							c.b.metrics.notLeader.Inc()
+						}
 					} else {
 						res := v.(*raftactor.ProduceResult)
 						if res.Err != nil {
@@ -107,6 +112,9 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				},
 			})
 		}
+	}
+	if bytesIn > 0 {
+		c.b.metrics.bytesIn.Add(float64(bytesIn))
 	}
 	if req.Acks == 0 {
 		c.noResponse(r)

@@ -87,6 +87,9 @@ func (b *Broker) fetch(req *kmsg.FetchRequest, sess *fetchSession, targets []*fe
 		resp, size, waits, sent := b.readFetch(req, targets, full)
 		wait := time.Until(deadline)
 		if size >= int64(req.MinBytes) || wait <= 0 || len(waits) == 0 {
+			if size > 0 {
+				b.metrics.bytesOut.Add(float64(size))
+			}
 			if sess != nil {
 				resp.SessionID = sess.id
 				for _, s := range sent {

@@ -36,6 +36,11 @@ type Broker struct {
 	groups        *groupCoordinator
 	sessions      *fetchSessions
 
+	metrics    *brokerMetrics
+	admin      *adminServer           // nil without cfg.AdminAddr
+	serving    atomic.Bool            // Kafka accepted and not closing: /healthz is 200
+	advertised atomic.Pointer[string] // host:port given to clients, once bound
+
 	conns     atomic.Int64 // open client connections
 	openConns sync.Map     // *conn -> struct{}, to close them on Close
 	stopTick  chan struct{}
@@ -70,11 +75,18 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		// only its warnings are worth an operator's attention.
 		return slog.New(levelFilter{log.Handler(), slog.LevelWarn}).With("component", "actor")
 	}))
+	b.metrics = newBrokerMetrics(b)
 	b.replicas = newReplicaSet(b)
 	b.groups = newGroupCoordinator(b)
 	if err := b.startController(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if err := b.startAdmin(); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
 	if err := b.ensureOffsetsTopic(); err != nil {
 		b.Close()
@@ -102,21 +114,24 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		return nil, fmt.Errorf("advertised address %q: bad port", adv)
 	}
 	b.host, b.port = host, int32(p)
+	b.advertised.Store(&adv)
 	b.wg.Add(2)
 	go b.accept()
 	go b.tick()
 	b.groups.startSweep()
+	b.serving.Store(true)
 	return b, nil
 }
 
 // Addr is the bound Kafka address.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
-// Close stops accepting, stops every replica (closing their files) and
-// closes the DB.
+// Close stops accepting, stops every replica (closing their files), stops
+// the admin endpoint and closes the DB.
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
+		b.serving.Store(false)
 		close(b.stopTick)
 		if b.ln != nil {
 			b.ln.Close()
@@ -133,6 +148,9 @@ func (b *Broker) Close() error {
 		}
 		b.replicas.stopAll()
 		b.sys.Shutdown()
+		// Last but the DB: until here /healthz tells a load balancer that
+		// the node is going away.
+		b.stopAdmin()
 		err = b.db.Close()
 	})
 	return err

@@ -23,5 +23,6 @@ func handle(c *conn, ctx actor.Context, r *request) {
 		ctx.Stop(ctx.Self())
 		return
 	}
+	c.b.metrics.request(r.hdr.Key)
 	h(c, ctx, r)
 }

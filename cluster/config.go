@@ -17,6 +17,7 @@ type Config struct {
 	DataDir        string // Pebble DB and partitions/ live here
 	KafkaAddr      string // Kafka listen address, HOST:PORT (port 0 picks one)
 	AdvertisedAddr string // address given to clients; empty means KafkaAddr (as bound)
+	AdminAddr      string // HTTP listen address for /metrics, /healthz, /v1/cluster; empty means none
 	LogLevel       string // debug, info, warn, error
 
 	AutoCreateTopics         bool  // create unknown topics on Metadata when the client allows it
@@ -66,7 +67,7 @@ func Default() Config {
 	}
 }
 
-// ApplyNode copies the listen address and data directory of the [[nodes]]
+// ApplyNode copies the listen addresses and data directory of the [[nodes]]
 // entry whose id is c.NodeID into c, and reports whether there was one. The
 // loader calls it once the file is read; callers that change NodeID later
 // (environment, flags) call it again before applying their own addresses, so
@@ -79,6 +80,9 @@ func (c *Config) ApplyNode() bool {
 		if n.Kafka != "" {
 			c.KafkaAddr = n.Kafka
 		}
+		// Unlike the others, admin is optional per node: a node without
+		// one runs no admin listener rather than keep another node's.
+		c.AdminAddr = n.Admin
 		if n.DataDir != "" {
 			c.DataDir = n.DataDir
 		}
@@ -94,6 +98,7 @@ const (
 	EnvDataDir        = "CHRONIK_DATA_DIR"
 	EnvKafkaAddr      = "CHRONIK_KAFKA_ADDR"
 	EnvAdvertisedAddr = "CHRONIK_ADVERTISED_ADDR"
+	EnvAdminAddr      = "CHRONIK_ADMIN_ADDR"
 	EnvLogLevel       = "CHRONIK_LOG_LEVEL"
 )
 
@@ -125,6 +130,12 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("%s: %w", EnvAdvertisedAddr, err)
 		}
 		cfg.AdvertisedAddr = v
+	}
+	if v := getenv(EnvAdminAddr); v != "" {
+		if err := CheckListenAddr(v); err != nil {
+			return fmt.Errorf("%s: %w", EnvAdminAddr, err)
+		}
+		cfg.AdminAddr = v
 	}
 	if v := getenv(EnvLogLevel); v != "" {
 		if _, err := ParseLogLevel(v); err != nil {
@@ -236,6 +247,9 @@ func (c Config) problems() []problem {
 	addErr("kafka_addr", CheckListenAddr(c.KafkaAddr))
 	if c.AdvertisedAddr != "" {
 		addErr("advertised_addr", CheckAddr(c.AdvertisedAddr))
+	}
+	if c.AdminAddr != "" {
+		addErr("admin_addr", CheckListenAddr(c.AdminAddr))
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		addErr("log_level", err)

@@ -188,15 +188,16 @@ func TestNodeIDAfterFile(t *testing.T) {
 	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.KafkaAddr != "127.0.0.1:9092" || cfg.DataDir != "data/node1" {
-		t.Errorf("default node 1 not applied: %q %q", cfg.KafkaAddr, cfg.DataDir)
+	if cfg.KafkaAddr != "127.0.0.1:9092" || cfg.DataDir != "data/node1" || cfg.AdminAddr != "127.0.0.1:8081" {
+		t.Errorf("default node 1 not applied: %q %q %q", cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr)
 	}
 	env := map[string]string{EnvNodeID: "3", EnvDataDir: "/srv/n3"}
 	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NodeID != 3 || cfg.KafkaAddr != "127.0.0.1:9094" || cfg.DataDir != "/srv/n3" {
-		t.Errorf("env: id %d kafka %q dir %q", cfg.NodeID, cfg.KafkaAddr, cfg.DataDir)
+	// Node 3 has no admin address: it must not keep node 1's.
+	if cfg.NodeID != 3 || cfg.KafkaAddr != "127.0.0.1:9094" || cfg.DataDir != "/srv/n3" || cfg.AdminAddr != "" {
+		t.Errorf("env: id %d kafka %q dir %q admin %q", cfg.NodeID, cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr)
 	}
 	cfg.NodeID = 7
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among") {
@@ -207,14 +208,14 @@ func TestNodeIDAfterFile(t *testing.T) {
 func TestApplyEnv(t *testing.T) {
 	env := map[string]string{
 		EnvNodeID: "4", EnvDataDir: "/d", EnvKafkaAddr: "0.0.0.0:19092",
-		EnvAdvertisedAddr: "broker4:19092", EnvLogLevel: "debug",
+		EnvAdvertisedAddr: "broker4:19092", EnvAdminAddr: "0.0.0.0:18081", EnvLogLevel: "debug",
 	}
 	cfg := Default()
 	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.NodeID != 4 || cfg.DataDir != "/d" || cfg.KafkaAddr != "0.0.0.0:19092" ||
-		cfg.AdvertisedAddr != "broker4:19092" || cfg.LogLevel != "debug" {
+		cfg.AdvertisedAddr != "broker4:19092" || cfg.AdminAddr != "0.0.0.0:18081" || cfg.LogLevel != "debug" {
 		t.Errorf("got %+v", cfg)
 	}
 
@@ -222,6 +223,7 @@ func TestApplyEnv(t *testing.T) {
 		EnvNodeID:         "zero",
 		EnvKafkaAddr:      "9092",
 		EnvAdvertisedAddr: ":9092",
+		EnvAdminAddr:      "8081",
 		EnvLogLevel:       "loud",
 	}
 	for name, v := range bad {
@@ -250,6 +252,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.DataDir = "" }, "key data_dir:"},
 		{func(c *Config) { c.KafkaAddr = "localhost" }, "key kafka_addr:"},
 		{func(c *Config) { c.AdvertisedAddr = "h:0" }, "key advertised_addr:"},
+		{func(c *Config) { c.AdminAddr = "localhost" }, "key admin_addr:"},
 		{func(c *Config) { c.LogLevel = "trace" }, "key log_level:"},
 		{func(c *Config) { c.DefaultPartitions = -1 }, "key cluster.partitions:"},
 		{func(c *Config) { c.FlushInterval = 0 }, "key cluster.flush_interval:"},

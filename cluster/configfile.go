@@ -82,8 +82,9 @@ var schema = map[string]map[string]string{
 
 // LoadFile reads cluster.toml at path into cfg. Keys absent from the file
 // leave cfg as it was; on error cfg is unchanged. Once loaded, the entry of
-// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr and DataDir (relative
-// data_dir values are relative to the working directory, as flags are).
+// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr, AdminAddr and DataDir
+// (relative data_dir values are relative to the working directory, as flags
+// are).
 //
 // Only settings that come from the file are checked here, with their line;
 // the node id and addresses may still change through the environment and

@@ -23,6 +23,7 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		dataDir    = fs.String("data-dir", "", "directory for this node's data (default ./data)")
 		kafkaAddr  = fs.String("kafka-addr", "", "Kafka listen address HOST:PORT (default 127.0.0.1:9092)")
 		advertised = fs.String("advertised-addr", "", "address given to clients, HOST:PORT (default: the bound Kafka address)")
+		adminAddr  = fs.String("admin-addr", "", "HTTP listen address HOST:PORT for /metrics, /healthz and /v1/cluster (default: none)")
 		logLevel   = fs.String("log-level", "", "debug, info, warn or error (default info)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -81,6 +82,16 @@ func serveConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return cluster.Config{}, fmt.Errorf("--advertised-addr: %w", err)
 		}
 		cfg.AdvertisedAddr = *advertised
+	}
+	if set["admin-addr"] {
+		// --admin-addr "" turns off an admin listener named by the file
+		// or the environment.
+		if *adminAddr != "" {
+			if err := cluster.CheckListenAddr(*adminAddr); err != nil {
+				return cluster.Config{}, fmt.Errorf("--admin-addr: %w", err)
+			}
+		}
+		cfg.AdminAddr = *adminAddr
 	}
 	if set["log-level"] {
 		if _, err := cluster.ParseLogLevel(*logLevel); err != nil {

@@ -16,6 +16,7 @@ partitions = 4
 id = 1
 kafka = "127.0.0.1:9092"
 raft = "127.0.0.1:5001"
+admin = "127.0.0.1:8081"
 data_dir = "data/n1"
 [[nodes]]
 id = 2
@@ -71,8 +72,28 @@ func TestServeConfigPrecedence(t *testing.T) {
 	}
 
 	cfg, err = serveConfig([]string{"--config", path, "--node-id", "1"}, envOf(nil), &bytes.Buffer{})
-	if err != nil || cfg.NodeID != 1 || cfg.DataDir != "data/n1" || cfg.KafkaAddr != "127.0.0.1:9092" {
+	if err != nil || cfg.NodeID != 1 || cfg.DataDir != "data/n1" || cfg.KafkaAddr != "127.0.0.1:9092" ||
+		cfg.AdminAddr != "127.0.0.1:8081" {
 		t.Errorf("--node-id alone: %v %+v", err, cfg)
+	}
+
+	// admin: file < CHRONIK_ADMIN_ADDR < --admin-addr, and "" turns it off.
+	adminEnv := envOf(map[string]string{"CHRONIK_ADMIN_ADDR": "127.0.0.1:18081"})
+	cfg, err = serveConfig([]string{"--config", path}, adminEnv, &bytes.Buffer{})
+	if err != nil || cfg.AdminAddr != "127.0.0.1:18081" {
+		t.Errorf("CHRONIK_ADMIN_ADDR: %v %+v", err, cfg)
+	}
+	cfg, err = serveConfig([]string{"--config", path, "--admin-addr", ":0"}, adminEnv, &bytes.Buffer{})
+	if err != nil || cfg.AdminAddr != ":0" {
+		t.Errorf("--admin-addr: %v %+v", err, cfg)
+	}
+	cfg, err = serveConfig([]string{"--config", path, "--admin-addr="}, adminEnv, &bytes.Buffer{})
+	if err != nil || cfg.AdminAddr != "" {
+		t.Errorf("--admin-addr=: %v %+v", err, cfg)
+	}
+	cfg, err = serveConfig([]string{"--config", path, "--node-id", "2"}, envOf(nil), &bytes.Buffer{})
+	if err != nil || cfg.AdminAddr != "" {
+		t.Errorf("node 2 has no admin address: %v %+v", err, cfg)
 	}
 
 	cfg, err = serveConfig([]string{"--config", path, "--data-dir", "/flag"}, env, &bytes.Buffer{})
@@ -95,6 +116,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{[]string{"--node-id", "x"}, nil, "--node-id:"},
 		{[]string{"--kafka-addr", "9092"}, nil, "--kafka-addr:"},
 		{[]string{"--advertised-addr", "h:0"}, nil, "--advertised-addr:"},
+		{[]string{"--admin-addr", "8081"}, nil, "--admin-addr:"},
+		{nil, map[string]string{"CHRONIK_ADMIN_ADDR": "x"}, "CHRONIK_ADMIN_ADDR:"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level:"},
 		{[]string{"--data-dir", ""}, nil, "key data_dir:"},
 		{nil, map[string]string{"CHRONIK_KAFKA_ADDR": "x"}, "CHRONIK_KAFKA_ADDR:"},

@@ -42,6 +42,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info("ready",
 		"kafka_addr", b.Addr(),
+		"admin_addr", b.AdminAddr(),
 		"node_id", cfg.NodeID,
 		"data_dir", cfg.DataDir,
 		"version", version,

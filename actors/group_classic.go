@@ -240,6 +240,11 @@ func (g *group) removeMemberAndUpdate(m *classicMember) {
 		m.join.reply(callError(m.join.req, kerr.UnknownMemberID))
 		m.join = nil
 	}
+	if m.sync != nil {
+		// Unanswered, it would hold every later response on its connection.
+		m.sync.reply(callError(m.sync.req, kerr.UnknownMemberID))
+		m.sync = nil
+	}
 	g.removeMember(m)
 	switch g.state {
 	case stateStable, stateCompletingRebalance:

@@ -19,6 +19,11 @@ func (g *group) handleJoin(call *groupCall, req *kmsg.JoinGroupRequest) {
 	if req.Version == 0 || rebalance <= 0 {
 		rebalance = session // v0 has no rebalance timeout: Kafka uses the session's
 	}
+	if req.InstanceID != nil && *req.InstanceID == "" {
+		// An empty group.instance.id is no static identity (Java clients
+		// refuse it); members with instanceID "" are dynamic throughout.
+		req.InstanceID = nil
+	}
 	cg := &g.classic
 	switch {
 	case req.Group == "":

@@ -89,7 +89,8 @@ func (g *group) topicsChanged() bool {
 func (cg *consumerGroup) preferredAssignor() string {
 	count := map[string]int{}
 	for _, m := range cg.members {
-		if m.assignor != "" {
+		// A name from the log (another coordinator's) may not be ours.
+		if m.assignor != "" && assignors[m.assignor] != nil {
 			count[m.assignor]++
 		}
 	}

@@ -122,7 +122,9 @@ func (g *group) handleOffsetDelete(call *groupCall, req *kmsg.OffsetDeleteReques
 			switch {
 			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Groups):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case g.state != stateEmpty && subscribed[rt.Topic]:
+			case g.state != stateEmpty && (subscribed == nil || subscribed[rt.Topic]):
+				// Unknown subscriptions (unparsable consumer metadata, no
+				// protocol chosen yet) count as subscribed, as in Kafka.
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
 				if _, ok := g.store.offset(g.name, rt.Topic, rp.Partition); ok {

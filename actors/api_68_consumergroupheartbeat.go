@@ -28,7 +28,7 @@ func handleConsumerGroupHeartbeat(c *conn, ctx actor.Context, r *request) {
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	c.b.groups.route(req.Group, &groupCall{op: req, client: c.clientInfo(r), reply: func(v any) {
+	c.b.groups.route(req.Group, &groupCall{op: req, client: c.clientInfo(r), reply: answerOnce(func(v any) {
 		// The group answers a response, or an error when it cannot
 		// handle the call at all (it stopped, or is no longer ours).
 		resp, ok := v.(kmsg.Response)
@@ -40,7 +40,7 @@ func handleConsumerGroupHeartbeat(c *conn, ctx actor.Context, r *request) {
 			resp = consumerHeartbeatError(req, err, "")
 		}
 		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, resp)})
-	}})
+	})})
 }
 
 func consumerHeartbeatError(req *kmsg.ConsumerGroupHeartbeatRequest, err *kerr.Error, msg string) *kmsg.ConsumerGroupHeartbeatResponse {

@@ -70,6 +70,7 @@ type (
 // when spawned, and every durable change is a record written through the
 // offsets partition before it is acknowledged.
 type group struct {
+	inFlight  *groupCall // the call handleCall is working on
 	c         *groupCoordinator
 	ref       *groupRef
 	name      string
@@ -101,8 +102,11 @@ type group struct {
 func newGroupProps(c *groupCoordinator, ref *groupRef, name string, partition int32, store *groupStore) *actor.Props {
 	g := &group{c: c, ref: ref, name: name, partition: partition, store: store, writes: map[uint64]func(error){}}
 	return actor.PropsFromProducer(func() actor.Actor { return g },
-		// Senders are connections, each bounded by maxInFlight requests.
-		actor.WithMailbox(actor.Bounded(1<<12)),
+		// Bounded at the source: senders are connections, each with at
+		// most maxInFlight requests, and the offsets replica answering
+		// writes. A bounded queue would block them (and the router's lock,
+		// and that replica's raft loop) when full.
+		actor.WithMailbox(actor.Unbounded()),
 		// Spawned from the root, so its guardian (not WithSupervisor, which
 		// is for children) decides: stop, never restart over half-changed
 		// state. Stopping answers what it held; the next call reloads it.
@@ -124,7 +128,9 @@ func (g *group) Receive(ctx actor.Context) {
 		if !g.checkCoordinator(m) {
 			return
 		}
+		g.inFlight = m // answered by stopping if handleCall panics
 		g.handleCall(m)
+		g.inFlight = nil
 	case *raftactor.Result:
 		m.Token.(func(any, error))(m.Value, m.Err)
 	case *expireOp:
@@ -251,6 +257,12 @@ func (g *group) retire() {
 // fresh actor, once this one is surely forgotten.
 func (g *group) stopping() {
 	g.retired = true
+	if m := g.inFlight; m != nil {
+		// The call being handled when the actor panicked: answer it, or
+		// its connection's later responses would wait forever.
+		g.inFlight = nil
+		m.reply(callError(m.op, kerr.UnknownServerError))
+	}
 	g.classic.stopTimers()
 	g.consumer.stopTimers()
 	g.classic.failWaiting(kerr.NotCoordinator)

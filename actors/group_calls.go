@@ -28,9 +28,22 @@ func (c *conn) callGroup(ctx actor.Context, r *request, group string) {
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	c.b.groups.route(group, &groupCall{op: r.req, client: c.clientInfo(r), reply: func(v any) {
+	c.b.groups.route(group, &groupCall{op: r.req, client: c.clientInfo(r), reply: answerOnce(func(v any) {
 		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, v.(kmsg.Response))})
-	}})
+	})})
+}
+
+// answerOnce makes a call's reply idempotent: a group actor that panics
+// answers the call it was handling, which may have been answered already.
+// Replies run on the group actor's goroutine only, so a flag suffices.
+func answerOnce(reply func(any)) func(any) {
+	done := false
+	return func(v any) {
+		if !done {
+			done = true
+			reply(v)
+		}
+	}
 }
 
 // askGroup sends op to group's actor; then runs on the connection's
@@ -38,9 +51,9 @@ func (c *conn) callGroup(ctx actor.Context, r *request, group string) {
 func (c *conn) askGroup(ctx actor.Context, r *request, group string, op any, then func(any)) {
 	f := actor.NewFuture(ctx.ActorSystem(), groupAskTimeout)
 	root := ctx.ActorSystem().Root
-	c.b.groups.route(group, &groupCall{op: op, client: c.clientInfo(r), reply: func(v any) {
+	c.b.groups.route(group, &groupCall{op: op, client: c.clientInfo(r), reply: answerOnce(func(v any) {
 		root.Send(f.PID(), v)
-	}})
+	})})
 	ctx.ReenterAfter(f, func(v any, err error) {
 		if err != nil {
 			v = nil

@@ -155,7 +155,9 @@ func (g *group) handleDelete(call *groupCall) {
 	case !g.known():
 		call.reply(kerr.GroupIDNotFound)
 		return
-	case g.state != stateEmpty || g.classic.busy():
+	case g.state != stateEmpty || len(g.classic.members) > 0:
+		// Members still waiting for an id (MEMBER_ID_REQUIRED) don't make
+		// an Empty group non-empty, as in Kafka.
 		call.reply(kerr.NonEmptyGroup)
 		return
 	}

@@ -82,12 +82,6 @@ func (c *rawConn) version(key int16) int16 {
 	return v
 }
 
-// send writes req at the negotiated version and returns its correlation id.
-func (c *rawConn) send(req kmsg.Request) int32 {
-	c.t.Helper()
-	return c.sendAt(req, c.version(req.Key()))
-}
-
 func (c *rawConn) sendAt(req kmsg.Request, version int16) int32 {
 	c.t.Helper()
 	req.SetVersion(version)

@@ -239,6 +239,7 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 		return nil
 	}
 	p.sinceCp = 0
+	p.producers.expire(time.Now())
 	prods := make(map[int64]*producerEntry, len(p.producers.m))
 	for id, e := range p.producers.m {
 		c := *e

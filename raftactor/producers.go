@@ -2,6 +2,7 @@ package raftactor
 
 import (
 	"math"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -22,7 +23,16 @@ type producerTable struct {
 type producerEntry struct {
 	Epoch   int16       `json:"epoch"`
 	Batches []batchMeta `json:"batches"` // oldest first
+	// LastWrite is when this replica applied the producer's last batch
+	// (wall clock, not the batch's own timestamp, which a producer may set
+	// in the past), for expiry (Kafka: producer.id.expiration.ms).
+	LastWrite int64 `json:"last_write,omitempty"`
 }
+
+// producerExpiry is how long an idle producer's state is kept, Kafka's
+// producer.id.expiration.ms default. Without it every producer that ever
+// wrote (each client run gets a new id) would stay in every checkpoint.
+const producerExpiry = 24 * time.Hour
 
 type batchMeta struct {
 	FirstSeq   int32 `json:"first_seq"`
@@ -71,8 +81,21 @@ func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64) {
 		t.m[h.ProducerID] = e
 	}
 	e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
+	e.LastWrite = time.Now().UnixMilli()
 	if len(e.Batches) > producerWindow {
 		e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
+	}
+}
+
+// expire forgets producers whose last batch is older than producerExpiry
+// at now. A forgotten producer that writes again is accepted at any
+// sequence, as Kafka does.
+func (t *producerTable) expire(now time.Time) {
+	cutoff := now.Add(-producerExpiry).UnixMilli()
+	for id, e := range t.m {
+		if e.LastWrite < cutoff {
+			delete(t.m, id)
+		}
 	}
 }
 

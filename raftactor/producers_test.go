@@ -3,6 +3,7 @@ package raftactor
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -143,4 +144,27 @@ func TestProducerSequenceWraps(t *testing.T) {
 	off = l.write(hdr(9, 0, 0, 1))
 	l.expectDup(hdr(9, 0, 0, 1), off)
 	l.expectDup(hdr(9, 0, math.MaxInt32-4, 5), 0)
+}
+
+// TestProducerExpiry forgets a producer idle longer than producerExpiry and
+// keeps a recent one; a forgotten producer starts over at any sequence.
+func TestProducerExpiry(t *testing.T) {
+	tab := newProducerTable()
+	h := protocol.BatchHeader{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0, LastOffsetDelta: 0}
+	tab.record(h, 0)
+	h2 := h
+	h2.ProducerID = 8
+	tab.record(h2, 1)
+	tab.m[7].LastWrite = time.Now().Add(-25 * time.Hour).UnixMilli()
+	tab.expire(time.Now())
+	if _, ok := tab.m[7]; ok {
+		t.Fatal("a producer idle for 25 hours was kept")
+	}
+	if _, ok := tab.m[8]; !ok {
+		t.Fatal("a producer that just wrote was expired")
+	}
+	h.BaseSequence = 42
+	if _, dup, err := tab.check(h); dup || err != nil {
+		t.Fatalf("an expired producer writing again: dup %v err %v, want accepted", dup, err)
+	}
 }

@@ -83,16 +83,19 @@ func (s *replicaSet) sync(md *raftactor.Metadata) error {
 		delete(s.m, name)
 	}
 	for name, t := range md.Topics {
-		if _, ok := s.m[name]; ok {
+		old := s.m[name]
+		if len(old) == len(t.Groups) {
 			continue
 		}
-		hs := make([]*partitionHandle, len(t.Groups))
-		for i := range t.Groups {
+		// A new topic, or partitions added to one (CreatePartitions): open
+		// the ones not open yet. A new slice, as readers hold the old one.
+		hs := append(make([]*partitionHandle, 0, len(t.Groups)), old...)
+		for i := len(old); i < len(t.Groups); i++ {
 			h, err := s.open(t, int32(i))
 			if err != nil {
 				return err
 			}
-			hs[i] = h
+			hs = append(hs, h)
 		}
 		s.m[name] = hs
 	}

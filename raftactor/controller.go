@@ -53,9 +53,14 @@ func (m *Metadata) index() {
 
 // ControllerCmd is a command to the controller state machine.
 type ControllerCmd struct {
-	Op    string `json:"op"` // create_topic, delete_topic, alloc_producer_id
+	Op    string `json:"op"` // create_topic, delete_topic, add_partitions, alloc_producer_id
 	Topic *Topic `json:"topic,omitempty"`
 	Name  string `json:"name,omitempty"`
+	// add_partitions grows topic Name to Count partitions, placed on
+	// Replicas when it names one set per new partition, else where
+	// partition 0 is.
+	Count    int32     `json:"count,omitempty"`
+	Replicas [][]int32 `json:"replicas,omitempty"`
 }
 
 // ControllerResult is what applying a ControllerCmd returns.
@@ -155,6 +160,36 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 		}
 		delete(cur.Topics, cmd.Name)
 		res.Topic = t
+	case "add_partitions":
+		t, ok := cur.Topics[cmd.Name]
+		if !ok {
+			res.Err = kerr.UnknownTopicOrPartition
+			break
+		}
+		// Decided here, at apply, so two requests racing to grow a topic
+		// can't add twice.
+		add := int(cmd.Count) - len(t.Groups)
+		if add <= 0 {
+			res.Err = kerr.InvalidPartitions
+			break
+		}
+		reps := cmd.Replicas
+		if len(reps) != add {
+			reps = make([][]int32, add)
+			for i := range reps {
+				reps[i] = t.Replicas[0]
+			}
+		}
+		// A new Topic value: snapshots already handed out stay as they were.
+		nt := *t
+		nt.Groups = append(append([]uint64(nil), t.Groups...), make([]uint64, add)...)
+		nt.Replicas = append(append([][]int32(nil), t.Replicas...), reps...)
+		for i := len(t.Groups); i < len(nt.Groups); i++ {
+			nt.Groups[i] = cur.NextGroup
+			cur.NextGroup++
+		}
+		cur.Topics[cmd.Name] = &nt
+		res.Topic = &nt
 	case "alloc_producer_id":
 		res.ProducerID = cur.NextProducerID
 		cur.NextProducerID++

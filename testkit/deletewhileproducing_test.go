@@ -16,9 +16,7 @@ import (
 // away under it mid-roll, which must end that replica, not the node. The
 // broker process is a child, so a node that exits fails the final check.
 func TestDeleteTopicWhileProducing(t *testing.T) {
-	if TargetKind() != KindChronik {
-		t.Skip("chronik-specific: kfake has no files to lose")
-	}
+	SkipUnlessChronik(t, "chronik-specific: kfake has no files to lose")
 	p := StartProcess(t, t.TempDir())
 	seg := "1024"
 	for round := 0; round < 5; round++ {

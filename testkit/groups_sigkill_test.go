@@ -17,9 +17,7 @@ import (
 // committed offset is at least the last one whose commit was acknowledged
 // (never lost, never moved backwards) and at most the last one attempted.
 func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
-	if TargetKind() != KindChronik {
-		t.Skip("chronik-specific: kfake keeps nothing across a kill")
-	}
+	SkipUnlessChronik(t, "chronik-specific: kfake keeps nothing across a kill")
 	p := StartProcess(t, t.TempDir())
 	const (
 		topic      = "group-sigkill"

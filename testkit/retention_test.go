@@ -19,9 +19,7 @@ import (
 // asks for offset 0 resets to the earliest, and a raw Fetch of offset 0
 // answers OFFSET_OUT_OF_RANGE with the new log start offset.
 func TestRetentionBytes(t *testing.T) {
-	if TargetKind() != KindChronik {
-		t.Skip("chronik-specific: kfake does not enforce retention")
-	}
+	SkipUnlessChronik(t, "chronik-specific: kfake does not enforce retention")
 	b := StartBroker(t)
 	addr := b.Addr()
 	const topic = "retention-bytes"

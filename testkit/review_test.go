@@ -19,9 +19,7 @@ import (
 // log end, not UNDEFINED, which the Java consumer reads as truncation and
 // answers by resetting its offset.
 func TestReviewOffsetForLeaderEpochAfterRestart(t *testing.T) {
-	if TargetKind() != KindChronik {
-		t.Skip("chronik-specific restart check")
-	}
+	SkipUnlessChronik(t, "chronik-specific restart check")
 	p := StartProcess(t, t.TempDir())
 	const topic = "review-epoch"
 	CreateTopic(t, p.Addr(), topic, 1, nil)

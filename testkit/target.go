@@ -67,9 +67,26 @@ func StartTarget(t testing.TB) *Target {
 
 // SkipOnKfake skips a check whose expectation is chronik-actor's (or the
 // Java broker's) behaviour where kfake is known to answer otherwise.
+//
+// It is the one place a check skips, and only in the validation mode
+// CHRONIK_TEST_TARGET=kfake, which runs the checks against kfake to tell a
+// wrong check from a broken broker. `make test` (and CI) always targets
+// chronik-actor, where nothing skips.
 func (tg *Target) SkipOnKfake(t testing.TB, why string) {
 	t.Helper()
-	if tg.Kind == KindKfake {
+	skipOnKfake(t, tg.Kind, why)
+}
+
+// SkipUnlessChronik is SkipOnKfake for checks that run the broker binary
+// (StartProcess) rather than a Target.
+func SkipUnlessChronik(t testing.TB, why string) {
+	t.Helper()
+	skipOnKfake(t, TargetKind(), why)
+}
+
+func skipOnKfake(t testing.TB, k Kind, why string) {
+	t.Helper()
+	if k == KindKfake {
 		t.Skipf("kfake differs here (%s); checked against chronik-actor only", why)
 	}
 }

@@ -255,6 +255,9 @@ func (c Config) problems() []problem {
 		addErr("log_level", err)
 	}
 
+	if c.OffsetsPartitions < 1 {
+		add("cluster.offsets_partitions", "%d is less than 1", c.OffsetsPartitions)
+	}
 	if c.DefaultReplicationFactor < 1 {
 		add("cluster.replication_factor", "%d is less than 1", c.DefaultReplicationFactor)
 	} else if len(c.Nodes) > 0 && int(c.DefaultReplicationFactor) > len(c.Nodes) {

@@ -270,3 +270,28 @@ func TestValidate(t *testing.T) {
 		t.Errorf(":0: %v", err)
 	}
 }
+
+// TestOffsetsSettings reads Kafka's offsets.topic.num.partitions and
+// offsets.retention.minutes from [cluster], and names a bad one.
+func TestOffsetsSettings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cluster.toml")
+	if err := os.WriteFile(path, []byte("[cluster]\noffsets_partitions = 8\noffsets_retention_minutes = 60\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	if err := LoadFile(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OffsetsPartitions != 8 || cfg.OffsetsRetention != time.Hour {
+		t.Fatalf("offsets settings: %d %v", cfg.OffsetsPartitions, cfg.OffsetsRetention)
+	}
+	if err := os.WriteFile(path, []byte("[cluster]\n\noffsets_partitions = 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = Default()
+	err := LoadFile(path, &cfg)
+	if err == nil || !strings.Contains(err.Error(), ":3: key cluster.offsets_partitions") {
+		t.Fatalf("offsets_partitions = 0: %v", err)
+	}
+}

@@ -55,6 +55,9 @@ type fileCluster struct {
 	AutoCreateTopics  *bool   `toml:"auto_create_topics"`
 	SegmentBytes      *int64  `toml:"segment_bytes"`
 	FlushInterval     *string `toml:"flush_interval"`
+	// Kafka's offsets.topic.num.partitions and offsets.retention.minutes.
+	OffsetsPartitions       *int64 `toml:"offsets_partitions"`
+	OffsetsRetentionMinutes *int64 `toml:"offsets_retention_minutes"`
 }
 
 type fileNode struct {
@@ -147,6 +150,19 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 			return fail("cluster.flush_interval", fmt.Errorf("%q is not a duration such as \"1s\"", *c.FlushInterval))
 		}
 		next.FlushInterval = d
+	}
+	if c.OffsetsPartitions != nil {
+		v, err := toInt32(*c.OffsetsPartitions)
+		if err != nil {
+			return fail("cluster.offsets_partitions", err)
+		}
+		next.OffsetsPartitions = v
+	}
+	if c.OffsetsRetentionMinutes != nil {
+		next.OffsetsRetention = time.Duration(*c.OffsetsRetentionMinutes) * time.Minute
+		if *c.OffsetsRetentionMinutes < 1 || *c.OffsetsRetentionMinutes > math.MaxInt64/int64(time.Minute) {
+			return fail("cluster.offsets_retention_minutes", fmt.Errorf("%d is not a number of minutes >= 1", *c.OffsetsRetentionMinutes))
+		}
 	}
 	if doc.Nodes != nil {
 		next.Nodes = make([]Node, len(doc.Nodes))

@@ -118,6 +118,12 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		pc.Observer = s.b.groups.store(i)
 	}
 	pc.Retention = retentionConfig(t.Configs)
+	if t.Name == offsetsTopic {
+		// Only the internal topic for now: compaction runs on the
+		// replica's goroutine and holds every key in memory, fine for
+		// group records, not yet for a large user topic.
+		pc.Compaction = compactionConfig(t.Configs)
+	}
 	sm, applied, err := raftactor.OpenPartition(pc)
 	if err != nil {
 		return nil, fmt.Errorf("open %s-%d: %w", t.Name, i, err)
@@ -170,6 +176,26 @@ func retentionConfig(configs map[string]string) *raftactor.RetentionConfig {
 		}
 	}
 	return rc
+}
+
+// compactionInterval is how often a compacted topic's partitions consider
+// compaction (Kafka's cleaner backoff is per broker; here per partition).
+var compactionInterval = raftactor.DefaultCompactionCheck
+
+// compactionConfig is the log compaction of a topic, nil unless its
+// cleanup.policy includes compact ("compact" or "compact,delete").
+func compactionConfig(configs map[string]string) *raftactor.CompactionConfig {
+	p, ok := configs["cleanup.policy"]
+	if !ok || !slices.Contains(strings.Split(p, ","), "compact") {
+		return nil
+	}
+	cc := &raftactor.CompactionConfig{CheckEvery: compactionInterval, MinDirtyRatio: raftactor.DefaultMinDirtyRatio}
+	if v, ok := configs["min.cleanable.dirty.ratio"]; ok {
+		if r, err := strconv.ParseFloat(v, 64); err == nil && r > 0 && r <= 1 {
+			cc.MinDirtyRatio = r
+		}
+	}
+	return cc
 }
 
 // deleteLocked renames the partition's directory out of the way at once,

@@ -2,6 +2,7 @@ package raftactor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -51,7 +52,24 @@ type PartitionConfig struct {
 	// Retention, when set, deletes old sealed segments (a topic whose
 	// cleanup.policy includes delete); nil keeps everything.
 	Retention *RetentionConfig
+	// Compaction, when set, compacts sealed segments (a topic whose
+	// cleanup.policy includes compact); nil never compacts.
+	Compaction *CompactionConfig
 }
+
+// CompactionConfig is a topic's log compaction. Every CheckEvery the
+// partition compacts the sealed segments recorded durably by a synced
+// checkpoint when at least MinDirtyRatio of their records are superseded.
+type CompactionConfig struct {
+	CheckEvery    time.Duration // default 10 min
+	MinDirtyRatio float64       // min.cleanable.dirty.ratio; default 0.5 when 0
+}
+
+// DefaultCompactionCheck is how often a partition considers compaction.
+const DefaultCompactionCheck = 10 * time.Minute
+
+// DefaultMinDirtyRatio is Kafka's min.cleanable.dirty.ratio default.
+const DefaultMinDirtyRatio = 0.5
 
 // RetentionConfig is a topic's delete retention. Segments are checked every
 // CheckEvery, and also right after a segment rolled when Bytes is set, so a
@@ -84,6 +102,15 @@ type Partition struct {
 	lastRetention time.Time // last retention check
 	retentionSegs int       // segment count after it
 
+	lastCompaction time.Time // last compaction check
+	compactedEnd   int64     // NextOffset when a compaction last saw every sealed segment
+	// durableBase is the SegmentBase of the last position recorded by a
+	// synced checkpoint since open: segments below it are never re-appended
+	// from the raft log, so compaction may rewrite them. syncForCompaction
+	// asks the next checkpoint to be synced so that it moves up.
+	durableBase       int64
+	syncForCompaction bool
+
 	pubEpochs atomic.Pointer[[]EpochStart]
 }
 
@@ -115,6 +142,9 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	case err != storage.ErrNotFound:
 		return nil, 0, err
 	}
+	if err := storage.RemoveCompactionLeftovers(cfg.Dir); err != nil {
+		return nil, 0, fmt.Errorf("partition %s: %w", cfg.Dir, err)
+	}
 	l, err := storage.OpenPartitionLog(cfg.Dir, cfg.Log, cp.Position)
 	if err != nil {
 		return nil, 0, err
@@ -137,6 +167,17 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 		rc := *r
 		rc.CheckEvery = DefaultRetentionCheck
 		p.cfg.Retention = &rc
+	}
+	if c := p.cfg.Compaction; c != nil {
+		cc := *c
+		if cc.CheckEvery <= 0 {
+			cc.CheckEvery = DefaultCompactionCheck
+		}
+		if cc.MinDirtyRatio <= 0 {
+			cc.MinDirtyRatio = DefaultMinDirtyRatio
+		}
+		p.cfg.Compaction = &cc
+		p.compactedEnd = -1
 	}
 	return p, cp.Index, nil
 }
@@ -210,10 +251,52 @@ func (p *Partition) Applied() bool {
 	return p.sinceCp >= p.cfg.CheckpointBytes
 }
 
-// Maintain implements Maintainer: it applies retention when due. Deleted
-// segments leave the published view at once; their files are removed once
-// a checkpoint recording the new log start offset is durable (Saved).
+// Maintain implements Maintainer: it applies retention and compaction when
+// due. Deleted segments leave the published view at once; their files are
+// removed once a checkpoint recording the new log start offset is durable
+// (Saved).
 func (p *Partition) Maintain(now time.Time) error {
+	return errors.Join(p.maintainRetention(now), p.maintainCompaction(now))
+}
+
+// maintainCompaction compacts the sealed segments below the last position
+// recorded by a synced checkpoint. Compaction runs on the replica's
+// goroutine: it reads the whole log and rewrites the dirty segments.
+func (p *Partition) maintainCompaction(now time.Time) error {
+	cc := p.cfg.Compaction
+	if cc == nil {
+		return nil
+	}
+	if p.cfg.Retention == nil {
+		// Close the files of replaced segments once their delay is over
+		// (retention does this itself when configured).
+		if _, err := p.log.ApplyRetention(now, -1, -1); err != nil {
+			return err
+		}
+	}
+	if now.Sub(p.lastCompaction) < cc.CheckEvery {
+		return nil
+	}
+	p.lastCompaction = now
+	pos := p.log.Position()
+	if p.durableBase < pos.SegmentBase {
+		// The segments sealed since are out of reach until a synced
+		// checkpoint records a later position.
+		p.syncForCompaction = true
+	}
+	if pos.NextOffset == p.compactedEnd {
+		return nil // nothing new since a compaction that saw every segment
+	}
+	if _, err := p.log.Compact(p.durableBase, cc.MinDirtyRatio); err != nil {
+		return fmt.Errorf("partition %s: compaction: %w", p.cfg.Dir, err)
+	}
+	if p.durableBase == pos.SegmentBase {
+		p.compactedEnd = pos.NextOffset
+	}
+	return nil
+}
+
+func (p *Partition) maintainRetention(now time.Time) error {
 	rc := p.cfg.Retention
 	if rc == nil {
 		return nil
@@ -235,10 +318,12 @@ func (p *Partition) Maintain(now time.Time) error {
 // deleted by retention call for one: their files go once it is saved.
 func (p *Partition) Checkpoint(index uint64) Checkpoint {
 	deletes := p.log.DeletePending()
-	if p.sinceCp == 0 && !deletes {
+	sync := deletes || p.syncForCompaction
+	if p.sinceCp == 0 && !sync {
 		return nil
 	}
 	p.sinceCp = 0
+	p.syncForCompaction = false
 	p.producers.expire(time.Now())
 	prods := make(map[int64]*producerEntry, len(p.producers.m))
 	for id, e := range p.producers.m {
@@ -252,6 +337,8 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...)},
 		log:     p.log,
 		deletes: deletes,
+		sync:    sync,
+		part:    p,
 	}
 }
 
@@ -280,6 +367,8 @@ type partitionCp struct {
 
 	log     *storage.PartitionLog
 	deletes bool // retention deleted segments whose files wait for this checkpoint
+	sync    bool // deletes, or compaction waits for this checkpoint to be durable
+	part    *Partition
 }
 
 func (c *partitionCp) Index() uint64 { return c.data.Index }
@@ -295,11 +384,20 @@ func (c *partitionCp) Save(b *pebble.Batch) error {
 
 // MustSync implements SyncedCheckpoint: a checkpoint that moves the log
 // start offset must be durable before the files below it are removed.
-func (c *partitionCp) MustSync() bool { return c.deletes }
+// Compaction asks for one too, to learn which segments are durable.
+func (c *partitionCp) MustSync() bool { return c.sync }
 
 // Saved implements SyncedCheckpoint: the position recorded, its start
-// offset included, is durable, so the files below it can go.
-func (c *partitionCp) Saved() error { return c.log.RemoveDeleted(c.job.Position()) }
+// offset included, is durable, so the files below it can go, and the
+// segments below its active segment can be compacted.
+func (c *partitionCp) Saved() error {
+	pos := c.job.Position()
+	c.part.durableBase = max(c.part.durableBase, pos.SegmentBase)
+	if !c.deletes {
+		return nil
+	}
+	return c.log.RemoveDeleted(pos)
+}
 
 // EndOffsetForEpoch answers OffsetForLeaderEpoch as Kafka's leader-epoch
 // cache does. Kafka's cache gains an entry each time a leader is elected,

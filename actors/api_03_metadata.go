@@ -45,30 +45,23 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 	}
 
 	allowAuto := c.b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
-	pending := 0
-	finish := func() {
-		if pending > 0 {
-			return
-		}
-		c.respond(r, c.metadataResponse(req, names, unknownIDs))
-	}
+	g := newGather(func() { c.respond(r, c.metadataResponse(req, names, unknownIDs)) })
 	if allowAuto && !all {
 		for _, n := range names {
 			if md.Topics[n] != nil || validTopicName(n) != nil {
 				continue
 			}
-			pending++
+			g.add()
 			t := c.b.newTopic(n, c.b.cfg.DefaultPartitions, map[string]string{})
 			c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: t},
 				func(*raftactor.ControllerResult, error) {
 					// Created, or lost a race with another creator: either
 					// way the response reads the metadata afresh.
-					pending--
-					finish()
+					g.done()
 				})
 		}
 	}
-	finish()
+	g.done()
 }
 
 func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unknownIDs [][16]byte) *kmsg.MetadataResponse {

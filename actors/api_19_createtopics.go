@@ -19,12 +19,7 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.CreateTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
+	g := newGather(func() { c.respond(r, resp) })
 	if total := requestedPartitions(req, c.b.cfg.DefaultPartitions); total > maxPartitionsPerRequest {
 		// As KRaft's controller: the whole request is refused. Without the
 		// cap one request could ask for 2^31-1 partitions and the node
@@ -100,10 +95,9 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 		if req.ValidateOnly {
 			continue
 		}
-		pending++
+		g.add()
 		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: c.b.newTopic(rt.Topic, partitions, configs)},
 			func(res *raftactor.ControllerResult, err error) {
-				pending--
 				switch {
 				case err != nil:
 					fail(kerr.NotController, err.Error())
@@ -112,10 +106,10 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 				default:
 					st.TopicID = res.Topic.ID
 				}
-				finish()
+				g.done()
 			})
 	}
-	finish()
+	g.done()
 }
 
 // maxPartitionsPerRequest is KRaft's MAX_PARTITIONS_PER_BATCH.

@@ -33,12 +33,7 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 		}
 	}
 	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, len(targets))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
+	g := newGather(func() { c.respond(r, resp) })
 	md := c.b.controller.Metadata()
 	for i, tg := range targets {
 		st := &resp.Topics[i]
@@ -73,18 +68,17 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			st.ErrorMessage = &msg
 			continue
 		}
-		pending++
+		g.add()
 		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "delete_topic", Name: name},
 			func(res *raftactor.ControllerResult, err error) {
-				pending--
 				switch {
 				case err != nil:
 					st.ErrorCode = kerr.NotController.Code
 				case res.Err != nil:
 					st.ErrorCode = res.Err.Code
 				}
-				finish()
+				g.done()
 			})
 	}
-	finish()
+	g.done()
 }

@@ -19,20 +19,11 @@ import (
 
 func init() { register(kmsg.CreatePartitions, handleCreatePartitions) }
 
-// maxPartitionsPerTopic bounds what one request may ask for, like the cap
-// on CreateTopics: each partition is a replica with files and a raft log.
-const maxPartitionsPerTopic = 10000
-
 func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.CreatePartitionsRequest)
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
-	pending := 0
-	finish := func() {
-		if pending == 0 {
-			c.respond(r, resp)
-		}
-	}
+	g := newGather(func() { c.respond(r, resp) })
 	md := c.b.controller.Metadata()
 	seen := map[string]bool{}
 	for i, rt := range req.Topics {
@@ -57,8 +48,8 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 		case int(rt.Count) <= len(t.Groups):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", len(t.Groups), rt.Count))
 			continue
-		case rt.Count > maxPartitionsPerTopic:
-			fail(kerr.InvalidPartitions, fmt.Sprintf("more than %d partitions", maxPartitionsPerTopic))
+		case rt.Count > maxPartitionsPerRequest:
+			fail(kerr.InvalidPartitions, fmt.Sprintf("more than %d partitions", maxPartitionsPerRequest))
 			continue
 		}
 		seen[rt.Topic] = true
@@ -85,18 +76,17 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 		if req.ValidateOnly {
 			continue
 		}
-		pending++
+		g.add()
 		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "add_partitions", Name: rt.Topic, Count: rt.Count, Replicas: replicas},
 			func(res *raftactor.ControllerResult, err error) {
-				pending--
 				switch {
 				case err != nil:
 					fail(kerr.NotController, err.Error())
 				case res.Err != nil:
 					fail(res.Err, res.Err.Message)
 				}
-				finish()
+				g.done()
 			})
 	}
-	finish()
+	g.done()
 }

@@ -67,12 +67,7 @@ func (c *conn) askGroup(ctx actor.Context, r *request, group string, op any, the
 // kept it from being asked (no coordinator here, an empty name), on the
 // connection's actor; done runs once all have come back.
 func (c *conn) askGroups(ctx actor.Context, r *request, names []string, newOp func() any, each func(i int, v any, err *kerr.Error), done func()) {
-	pending := len(names) + 1 // +1: done waits for the loop too
-	finish := func() {
-		if pending--; pending == 0 {
-			done()
-		}
-	}
+	g := newGather(done)
 	for i, name := range names {
 		err := c.b.groups.coordinatorErr(name)
 		if name == "" {
@@ -80,15 +75,15 @@ func (c *conn) askGroups(ctx actor.Context, r *request, names []string, newOp fu
 		}
 		if err != nil {
 			each(i, nil, err)
-			finish()
 			continue
 		}
+		g.add()
 		c.askGroup(ctx, r, name, newOp(), func(v any) {
 			each(i, v, nil)
-			finish()
+			g.done()
 		})
 	}
-	finish()
+	g.done()
 }
 
 func (c *conn) clientInfo(r *request) clientInfo {

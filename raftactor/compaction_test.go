@@ -54,35 +54,15 @@ func TestPartitionCompactionReplay(t *testing.T) {
 	}
 	p.Applied()
 	before := p.View().SizeBytes()
-	checkpoint := func() {
-		t.Helper()
-		cp := p.Checkpoint(index)
-		if cp == nil {
-			return
-		}
-		if err := cp.Run(); err != nil {
-			t.Fatal(err)
-		}
-		b := db.NewBatch()
-		if err := cp.Save(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Commit(b, true); err != nil {
-			t.Fatal(err)
-		}
-		if sc, ok := cp.(SyncedCheckpoint); ok && sc.MustSync() {
-			if err := sc.Saved(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	now := time.Now()
 	for range 4 { // compaction waits for a synced checkpoint
 		now = now.Add(time.Second)
 		if err := p.Maintain(now); err != nil {
 			t.Fatal(err)
 		}
-		checkpoint()
+		if cp := p.Checkpoint(index); cp != nil {
+			commitCheckpoint(t, db, cp)
+		}
 	}
 	after := p.View()
 	if after.SizeBytes() >= before {

@@ -111,3 +111,24 @@ func produceResult(t *testing.T, r *Result) *ProduceResult {
 	}
 	return pr
 }
+
+// commitCheckpoint does what the replica does with a checkpoint: Run, Save
+// in a batch committed with a sync, then Saved when it asked for one.
+func commitCheckpoint(t *testing.T, db *storage.DB, cp Checkpoint) {
+	t.Helper()
+	if err := cp.Run(); err != nil {
+		t.Fatal(err)
+	}
+	b := db.NewBatch()
+	if err := cp.Save(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Commit(b, true); err != nil {
+		t.Fatal(err)
+	}
+	if sc, ok := cp.(SyncedCheckpoint); ok && sc.MustSync() {
+		if err := sc.Saved(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -77,19 +77,7 @@ func TestPartitionRetention(t *testing.T) {
 	if !ok || !sc.MustSync() {
 		t.Fatalf("checkpoint after retention: %T, want a synced one", cp)
 	}
-	if err := cp.Run(); err != nil {
-		t.Fatal(err)
-	}
-	b := db.NewBatch()
-	if err := cp.Save(b); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Commit(b, true); err != nil {
-		t.Fatal(err)
-	}
-	if err := sc.Saved(); err != nil {
-		t.Fatal(err)
-	}
+	commitCheckpoint(t, db, cp)
 	if n := len(segmentLogs(t, pdir)); n != 3 {
 		t.Fatalf("%d segment files after the checkpoint, want 3", n)
 	}

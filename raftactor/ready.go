@@ -12,30 +12,68 @@ import (
 // mailbox before this message is already in the RawNode, so a Ready
 // carries all of them and they share one Pebble commit.
 //
-// Order: apply, persist, send, Advance. Applying before persisting this
-// Ready's new entries is safe: CommittedEntries are committed, hence
-// already durable on a quorum (for a single voter: persisted by an earlier
-// Ready). It lets the acks of the previous batch go out while this batch
-// is being fsynced instead of after it.
+// Order: send what may leave before the fsync, apply what is already
+// durable, persist, send the rest, apply the rest, Advance. This is
+// etcd-raft's contract for synchronous storage (persist before send,
+// persisted-and-committed before apply, Advance last) with two
+// refinements, both taken from what etcd-raft itself does with
+// AsyncStorageWrites:
+//
+//   - Only responses that vote (MsgAppResp, MsgVoteResp, MsgPreVoteResp)
+//     depend on this Ready's entries and HardState being durable (thesis
+//     §3.8: a server persists its term, vote and new entries before it
+//     answers). Everything else, notably a leader's MsgApp, may be sent
+//     before the leader's own fsync (thesis §10.2.1): the leader counts
+//     itself towards a quorum only once Advance steps its own append
+//     response, which is after the fsync. So followers write while the
+//     leader writes.
+//   - CommittedEntries are committed, but on a follower they can include
+//     entries that arrive in this same Ready's Entries (etcd-raft 3.7 in
+//     synchronous mode). Entries below the first index of rd.Entries were
+//     persisted by an earlier Ready and are applied before the fsync, so
+//     their acks go out while this batch is being written; the others are
+//     applied after it. A single voter's committed entries are always of
+//     earlier Readys.
 func (r *Replica) handleReady(ctx actor.Context) {
 	if r.stopped || !r.rn.HasReady() {
 		return
 	}
 	rd := r.rn.Ready()
 	if rd.SoftState != nil {
-		r.setLeader(ctx, rd.SoftState.RaftState == raft.StateLeader)
+		r.setLeader(ctx, rd.SoftState.RaftState == raft.StateLeader, rd.SoftState.Lead)
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// Snapshots are never sent (LogStore.Snapshot answers
+		// ErrSnapshotTemporarilyUnavailable), so none can arrive.
+		r.fail("snapshot", errSnapshotUnsupported)
+		return
 	}
 
-	// 1. apply committed entries
-	if len(rd.CommittedEntries) > 0 {
-		r.apply(ctx, rd.CommittedEntries)
+	// 1. send what does not wait for this Ready's persistence
+	after := r.send(rd.Messages, false)
+
+	// 2. apply committed entries persisted by earlier Readys
+	durable := rd.CommittedEntries
+	var rest []*pb.Entry
+	if len(rd.Entries) > 0 {
+		first := rd.Entries[0].GetIndex()
+		for i, e := range durable {
+			if e.GetIndex() >= first {
+				durable, rest = durable[:i], durable[i:]
+				break
+			}
+		}
+	}
+	if len(durable) > 0 {
+		r.apply(ctx, durable)
 	}
 
-	// 2. persist entries and HardState in one batch (rule 1)
+	// 3. persist entries and HardState in one batch (rule 1)
 	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
 		b := r.cfg.DB.NewBatch()
 		if err := r.store.Append(b, rd.Entries); err != nil {
 			r.fail("append", err)
+			return
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
 			r.store.SetHardState(b, rd.HardState)
@@ -43,17 +81,61 @@ func (r *Replica) handleReady(ctx actor.Context) {
 		}
 		if err := r.cfg.DB.Commit(b, rd.MustSync); err != nil {
 			r.fail("persist", err)
+			return
 		}
 	}
 
-	// 3. send: a single-voter group has no peers; the cluster transport
-	// takes rd.Messages here.
+	// 4. send the votes and append acknowledgements, now durable
+	if after {
+		r.send(rd.Messages, true)
+	}
 
-	// 4. Advance
+	// 5. apply committed entries that arrived in this Ready
+	if len(rest) > 0 && !r.stopped {
+		r.apply(ctx, rest)
+	}
+
+	// 6. Advance
 	r.rn.Advance(rd)
 	if r.rn.HasReady() {
 		r.scheduleReady(ctx)
 	}
+}
+
+// send hands msgs to the transport: those that wait for persistence when
+// durable is set, the others when not. It reports whether any message was
+// held back for the durable pass.
+func (r *Replica) send(msgs []*pb.Message, durable bool) (held bool) {
+	if len(msgs) == 0 || r.cfg.Transport == nil {
+		return false
+	}
+	out := r.outbox[:0]
+	for _, m := range msgs {
+		if waitsForPersist(m.GetType()) != durable {
+			held = held || !durable
+			continue
+		}
+		if m.GetType() == pb.MsgSnap {
+			// Never built (see LogStore.Snapshot); tell raft it failed so
+			// the follower's progress leaves the snapshot state.
+			r.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			continue
+		}
+		out = append(out, m)
+	}
+	if len(out) > 0 {
+		r.cfg.Transport.Send(r.cfg.Group, out)
+	}
+	clear(out)
+	r.outbox = out[:0]
+	return held
+}
+
+// waitsForPersist reports the message types that vote, on an election or
+// on an append, and so may leave only once what they vote on is durable;
+// etcd-raft holds back the same three (raft.go, msgsAfterAppend).
+func waitsForPersist(t pb.MessageType) bool {
+	return t == pb.MsgAppResp || t == pb.MsgVoteResp || t == pb.MsgPreVoteResp
 }
 
 func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
@@ -99,9 +181,10 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 		if r.stopped {
 			break
 		}
-		if r.leader && int64(e.GetTerm()) == r.term.Load() && !r.ready.Load() {
+		if r.leader && e.GetTerm() == r.leaderTerm && !r.ready.Load() {
 			r.ready.Store(true)
 			r.readyOnce.Do(func() { close(r.readyCh) })
+			r.publishLeader()
 		}
 	}
 	wantCp := r.cfg.SM.Applied()
@@ -125,7 +208,7 @@ type appliedAck struct {
 	err error
 }
 
-func (r *Replica) setLeader(ctx actor.Context, leader bool) {
+func (r *Replica) setLeader(ctx actor.Context, leader bool, lead uint64) {
 	if r.leader && !leader {
 		// Proposals of a deposed leader may or may not commit; their
 		// proposers learn NOT_LEADER and retry, and idempotence absorbs a
@@ -136,11 +219,14 @@ func (r *Replica) setLeader(ctx actor.Context, leader bool) {
 		}
 	}
 	r.leader = leader
+	r.lead.Store(lead)
 	if !leader {
 		r.ready.Store(false)
+		r.publishLeader()
 		return
 	}
 	r.leaderTerm = r.rn.BasicStatus().GetTerm()
+	r.publishLeader()
 	held := r.waiting
 	r.waiting = nil
 	for _, p := range held {

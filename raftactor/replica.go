@@ -2,6 +2,7 @@ package raftactor
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/chronik-actor/chronik-actor/storage"
 )
@@ -27,6 +29,29 @@ type Config struct {
 	// CheckpointEvery bounds how long applied entries stay in the raft log
 	// before a checkpoint trims it.
 	CheckpointEvery time.Duration
+	// Transport carries this group's messages to the other voters; nil
+	// for a group of one.
+	Transport Transport
+	// OnLeader, when set, hears every change of who leads the group, its
+	// term, and whether this replica is a ready leader; it runs on the
+	// replica's goroutine and must not block (the node's leader table).
+	OnLeader func(LeaderInfo)
+}
+
+// Transport sends raft messages to other nodes. Send must not block: a
+// message it cannot queue is dropped (raft retransmits), and the transport
+// tells the replica with Unreachable.
+type Transport interface {
+	Send(group uint64, msgs []*pb.Message)
+}
+
+// LeaderInfo is what a replica tells the node's leader table.
+type LeaderInfo struct {
+	Group  uint64
+	Leader uint64 // 0 when unknown
+	Term   uint64
+	// Ready: this replica leads and has applied an entry of its term.
+	Ready bool
 }
 
 // Replica is the actor owning one RawNode. Only its Receive touches the
@@ -51,6 +76,12 @@ type Replica struct {
 	deleted     bool
 	stopped     bool
 
+	outbox    []*pb.Message      // reused by send
+	caughtUp  map[uint64]time.Time // leader: when each voter last matched the log's end
+	lastSeen  uint64               // leader: last index at the previous tick
+	lead      atomic.Uint64        // who leads, as raft last told
+	status    atomic.Pointer[Status]
+	inbound   atomic.Int32 // Steps queued (AcceptStep)
 	term      atomic.Int64 // current term = leader epoch, read by handlers
 	ready     atomic.Bool  // leader that has applied everything committed before its term
 	readyCh   chan struct{}
@@ -70,6 +101,16 @@ func (r *Replica) LeaderReady() bool { return r.ready.Load() }
 // Term is the group's current term, which is the partition's leader epoch.
 // Safe from any goroutine.
 func (r *Replica) Term() int32 { return int32(r.term.Load()) }
+
+// Leader is the node id raft last named as the group's leader, 0 when it
+// knows none. Safe from any goroutine.
+func (r *Replica) Leader() uint64 { return r.lead.Load() }
+
+// Group is the replica's raft group.
+func (r *Replica) Group() uint64 { return r.cfg.Group }
+
+// Voters are the group's configured members.
+func (r *Replica) Voters() []uint64 { return r.cfg.Voters }
 
 // NewReplica opens the group's raft log and builds the RawNode; the caller
 // spawns the actor with Props.
@@ -100,7 +141,7 @@ func NewReplica(cfg Config) (*Replica, error) {
 		ID:                        cfg.NodeID,
 		ElectionTick:              10,
 		HeartbeatTick:             1,
-		Storage:                   store,
+		Storage:                   noSnapshots{store},
 		Applied:                   applied,
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  64 << 20,
@@ -108,6 +149,10 @@ func NewReplica(cfg Config) (*Replica, error) {
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		PreVote:                   true,
+		// A follower never hands a proposal on: a stale leader's forwarded
+		// proposal could commit while its proposer was told NOT_LEADER.
+		// Clients retry on the leader they find in Metadata instead.
+		DisableProposalForwarding: true,
 		Logger:                    raftLogger{cfg.Log},
 	})
 	if err != nil {
@@ -155,6 +200,12 @@ func (r *Replica) Receive(ctx actor.Context) {
 		r.handleReady(ctx)
 	case *Tick:
 		r.tick(ctx)
+	case *Step:
+		r.step(ctx, m)
+	case *Unreachable:
+		r.rn.ReportUnreachable(m.To)
+	case *TransferLeadership:
+		r.transfer(ctx, m)
 	case *checkpointDone:
 		r.finishCheckpoint(m)
 	case *Delete:
@@ -178,6 +229,8 @@ func (r *Replica) start(ctx actor.Context) {
 	r.leader = st.RaftState == raft.StateLeader
 	r.leaderTerm = st.GetTerm()
 	r.term.Store(int64(st.GetTerm()))
+	r.lead.Store(st.Lead)
+	r.publishLeader()
 	r.scheduleReady(ctx)
 }
 
@@ -203,6 +256,11 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 	r.nextID++
 	binary.BigEndian.PutUint64(p.Data, r.nextID)
 	if err := r.rn.Propose(p.Data); err != nil {
+		if errors.Is(err, raft.ErrProposalDropped) {
+			// Raft drops a proposal while leadership is being transferred
+			// or when it no longer leads: the client retries elsewhere.
+			err = ErrNotLeader
+		}
 		r.reply(ctx, p, nil, err)
 		return
 	}
@@ -245,6 +303,9 @@ type SyncedCheckpoint interface {
 
 func (r *Replica) tick(ctx actor.Context) {
 	r.rn.Tick()
+	if r.leader && len(r.cfg.Voters) > 1 {
+		r.trackProgress()
+	}
 	if m, ok := r.cfg.SM.(Maintainer); ok && !r.stopped {
 		if err := m.Maintain(time.Now()); err != nil {
 			r.log.Warn("maintenance", "group", r.cfg.Group, "err", err)
@@ -285,7 +346,7 @@ func (r *Replica) finishCheckpoint(m *checkpointDone) {
 	if err := m.cp.Save(b); err != nil {
 		r.fail("checkpoint", err)
 	}
-	if err := r.store.Compact(b, m.cp.Index()); err != nil {
+	if err := r.store.Compact(b, r.trimIndex(m.cp.Index())); err != nil {
 		r.fail("trim raft log", err)
 	}
 	// No sync: the checkpoint only trims what the synced raft log still

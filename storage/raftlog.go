@@ -24,6 +24,18 @@ type LogStore struct {
 	hs    *pb.HardState
 	trunc truncated
 	ents  []*pb.Entry // ents[i].Index == trunc.Index+1+i
+	bytes int         // data bytes in ents
+}
+
+// Bytes is the size of the entries' data kept in the log.
+func (s *LogStore) Bytes() int { return s.bytes }
+
+func dataBytes(ents []*pb.Entry) int {
+	n := 0
+	for _, e := range ents {
+		n += len(e.Data)
+	}
+	return n
 }
 
 var _ raft.Storage = (*LogStore)(nil)
@@ -89,6 +101,7 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 			return err
 		}
 		s.ents = append(s.ents, e)
+		s.bytes += len(e.Data)
 		return nil
 	})
 	if err != nil {
@@ -167,6 +180,7 @@ func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry) error {
 	}
 	if first <= s.lastIndex() {
 		_ = b.DeleteRange(s.entryKey(first), prefixEnd(s.key("entry/")), nil)
+		s.bytes -= dataBytes(s.ents[first-s.trunc.Index-1:])
 		s.ents = s.ents[:first-s.trunc.Index-1]
 	}
 	for _, e := range ents {
@@ -179,6 +193,7 @@ func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry) error {
 		op.Finish()
 	}
 	s.ents = append(s.ents, ents...)
+	s.bytes += dataBytes(ents)
 	return nil
 }
 
@@ -203,6 +218,7 @@ func (s *LogStore) Compact(b *pebble.Batch, index uint64) error {
 	}
 	term := s.ents[index-s.trunc.Index-1].GetTerm()
 	_ = b.DeleteRange(s.entryKey(0), s.entryKey(index+1), nil)
+	s.bytes -= dataBytes(s.ents[:index-s.trunc.Index])
 	s.ents = append([]*pb.Entry(nil), s.ents[index-s.trunc.Index:]...)
 	s.trunc.Index, s.trunc.Term = index, term
 	s.putTruncated(b)

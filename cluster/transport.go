@@ -1,0 +1,456 @@
+package cluster
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The peer transport: one TCP connection to each peer, dialed from the
+// host of this node's own raft address (so a firewall rule between two
+// addresses on one machine partitions exactly those two nodes), carrying
+// frames that batch the raft messages of every group bound for that peer,
+// and leader announcements.
+//
+// Sending never blocks a replica: each peer has a bounded queue (in
+// messages and in bytes); a message that does not fit is dropped and its
+// group told through OnUnreachable, as etcd-raft expects of a lossy
+// transport (raft retransmits). A peer that is down costs its own queue,
+// drained and dropped while the connection is re-dialed with backoff.
+//
+// Wire: a connection opens with hello (magic, version, sender id); then
+// frames: u32 length of the rest, u32 item count, items. An item is a kind
+// byte, u64 group, u32 length and the payload (a marshaled raftpb.Message
+// for itemRaft; term u64 and leader u64 for itemLeader).
+
+const (
+	helloMagic   = 0x4348524b // "CHRK"
+	wireVersion  = 1
+	itemRaft     = 1
+	itemLeader   = 2
+	maxFrame     = 256 << 20
+	frameTarget  = 4 << 20 // stop gathering a frame past this size
+	queueItems   = 8192
+	queueBytes   = 64 << 20
+	dialTimeout  = time.Second
+	writeTimeout = 10 * time.Second
+)
+
+// Announcement tells peers who leads a group, for nodes that host no
+// replica of it (their Metadata answers still name the leader).
+type Announcement struct {
+	Group, Leader, Term uint64
+}
+
+// TransportConfig describes a node's transport.
+type TransportConfig struct {
+	NodeID uint64
+	Addr   string            // this node's raft address: listen here, dial from its host
+	Peers  map[uint64]string // the other nodes' raft addresses
+	Log    *slog.Logger
+	// Deliver gets the raft messages of one group from one inbound frame,
+	// in order. It runs on the connection's reader goroutine: it must not
+	// block (the node hands them to the replica's mailbox or drops them).
+	Deliver func(group uint64, msgs []*pb.Message)
+	// OnLeader gets peers' announcements, on reader goroutines.
+	OnLeader func(from uint64, a Announcement)
+	// OnUnreachable hears of every message dropped for want of room or of
+	// a connection, from any goroutine; it must not block.
+	OnUnreachable func(group, to uint64)
+	// Filter, when set, sees every outbound raft message and drops those
+	// it returns false for: the hook tests use to cut links.
+	Filter func(to, group uint64, m *pb.Message) bool
+}
+
+// Transport is a node's peer transport.
+type Transport struct {
+	cfg    TransportConfig
+	ln     net.Listener
+	peers  map[uint64]*peer
+	closed chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	inbound map[net.Conn]struct{}
+}
+
+type item struct {
+	kind  byte
+	group uint64
+	m     *pb.Message
+	a     Announcement
+	size  int
+}
+
+// peer is the outbound side of one connection.
+type peer struct {
+	t     *Transport
+	id    uint64
+	addr  string
+	q     chan item
+	bytes atomic.Int64 // queued payload bytes (approximate)
+	up    atomic.Bool  // connected
+}
+
+// StartTransport listens on cfg.Addr and starts one sender per peer.
+func StartTransport(cfg TransportConfig) (*Transport, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("raft listen %s: %w", cfg.Addr, err)
+	}
+	t := &Transport{cfg: cfg, ln: ln, peers: map[uint64]*peer{}, closed: make(chan struct{}), inbound: map[net.Conn]struct{}{}}
+	for id, addr := range cfg.Peers {
+		if id == cfg.NodeID {
+			continue
+		}
+		p := &peer{t: t, id: id, addr: addr, q: make(chan item, queueItems)}
+		t.peers[id] = p
+		t.wg.Add(1)
+		go p.run()
+	}
+	t.wg.Add(1)
+	go t.accept()
+	return t, nil
+}
+
+// Addr is the bound raft address.
+func (t *Transport) Addr() string { return t.ln.Addr().String() }
+
+// Connected reports whether the outbound connection to peer id is up.
+func (t *Transport) Connected(id uint64) bool {
+	p := t.peers[id]
+	return p != nil && p.up.Load()
+}
+
+// Close stops the transport and waits for its goroutines.
+func (t *Transport) Close() {
+	select {
+	case <-t.closed:
+		return
+	default:
+	}
+	close(t.closed)
+	t.ln.Close()
+	t.mu.Lock()
+	for c := range t.inbound {
+		c.Close()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+}
+
+// Send queues msgs of group for their peers; it never blocks.
+func (t *Transport) Send(group uint64, msgs []*pb.Message) {
+	for _, m := range msgs {
+		to := m.GetTo()
+		p := t.peers[to]
+		if p == nil {
+			continue
+		}
+		if f := t.cfg.Filter; f != nil && !f(to, group, m) {
+			continue
+		}
+		size := 64
+		for _, e := range m.Entries {
+			size += len(e.Data) + 16
+		}
+		if !p.enqueue(item{kind: itemRaft, group: group, m: m, size: size}) {
+			t.unreachable(group, to)
+		}
+	}
+}
+
+// Announce sends a to every peer; dropped silently when a queue is full
+// (announcements repeat).
+func (t *Transport) Announce(a Announcement) {
+	for _, p := range t.peers {
+		p.enqueue(item{kind: itemLeader, group: a.Group, a: a, size: 32})
+	}
+}
+
+func (t *Transport) unreachable(group, to uint64) {
+	if t.cfg.OnUnreachable != nil {
+		t.cfg.OnUnreachable(group, to)
+	}
+}
+
+func (p *peer) enqueue(it item) bool {
+	if !p.up.Load() || p.bytes.Load()+int64(it.size) > queueBytes {
+		return false
+	}
+	select {
+	case p.q <- it:
+		p.bytes.Add(int64(it.size))
+		return true
+	default:
+		return false
+	}
+}
+
+// run dials the peer, with backoff, and writes frames until the transport
+// closes.
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		c, err := p.dial()
+		if err != nil {
+			select {
+			case <-p.t.closed:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		p.t.cfg.Log.Debug("raft peer connected", "peer", p.id, "addr", p.addr)
+		p.up.Store(true)
+		err = p.write(c)
+		p.up.Store(false)
+		c.Close()
+		p.drop()
+		select {
+		case <-p.t.closed:
+			return
+		default:
+		}
+		p.t.cfg.Log.Debug("raft peer disconnected", "peer", p.id, "err", err)
+	}
+}
+
+func (p *peer) dial() (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	if host, _, err := net.SplitHostPort(p.t.cfg.Addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil {
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+	}
+	c, err := d.Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	hello := binary.BigEndian.AppendUint32(nil, helloMagic)
+	hello = binary.BigEndian.AppendUint32(hello, wireVersion)
+	hello = binary.BigEndian.AppendUint64(hello, p.t.cfg.NodeID)
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.Write(hello); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// drop empties the queue after a connection is lost: those messages are
+// stale by the time one is back, and raft retransmits what matters.
+func (p *peer) drop() {
+	for {
+		select {
+		case it := <-p.q:
+			p.bytes.Add(-int64(it.size))
+			if it.kind == itemRaft {
+				p.t.unreachable(it.group, p.id)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// write gathers whatever is queued into one frame and writes it, until an
+// error or the transport's close.
+func (p *peer) write(c net.Conn) error {
+	w := bufio.NewWriterSize(c, 256<<10)
+	var frame []byte
+	var groups []uint64
+	for {
+		var it item
+		select {
+		case <-p.t.closed:
+			return errors.New("closed")
+		case it = <-p.q:
+		}
+		frame = append(frame[:0], 0, 0, 0, 0, 0, 0, 0, 0)
+		n := 0
+		groups = groups[:0]
+		for {
+			p.bytes.Add(-int64(it.size))
+			var err error
+			frame, err = appendItem(frame, it)
+			if err != nil {
+				p.t.cfg.Log.Warn("raft message not encodable", "group", it.group, "err", err)
+			} else {
+				n++
+				if it.kind == itemRaft {
+					groups = append(groups, it.group)
+				}
+			}
+			if len(frame) >= frameTarget {
+				break
+			}
+			select {
+			case it = <-p.q:
+				continue
+			default:
+			}
+			break
+		}
+		binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+		binary.BigEndian.PutUint32(frame[4:], uint32(n))
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := w.Write(frame); err != nil {
+			for _, g := range groups {
+				p.t.unreachable(g, p.id)
+			}
+			return err
+		}
+		if len(p.q) == 0 {
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func appendItem(b []byte, it item) ([]byte, error) {
+	b = append(b, it.kind)
+	b = binary.BigEndian.AppendUint64(b, it.group)
+	switch it.kind {
+	case itemRaft:
+		lenAt := len(b)
+		b = append(b, 0, 0, 0, 0)
+		var err error
+		b, err = proto.MarshalOptions{}.MarshalAppend(b, it.m)
+		if err != nil {
+			return b[:lenAt-9], err
+		}
+		binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	case itemLeader:
+		b = binary.BigEndian.AppendUint32(b, 16)
+		b = binary.BigEndian.AppendUint64(b, it.a.Term)
+		b = binary.BigEndian.AppendUint64(b, it.a.Leader)
+	}
+	return b, nil
+}
+
+func (t *Transport) accept() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.closed:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			t.cfg.Log.Error("raft accept", "err", err)
+			return
+		}
+		t.mu.Lock()
+		t.inbound[c] = struct{}{}
+		t.mu.Unlock()
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			err := t.read(c)
+			t.mu.Lock()
+			delete(t.inbound, c)
+			t.mu.Unlock()
+			c.Close()
+			select {
+			case <-t.closed:
+			default:
+				if !errors.Is(err, io.EOF) {
+					t.cfg.Log.Debug("raft inbound connection closed", "remote", c.RemoteAddr().String(), "err", err)
+				}
+			}
+		}()
+	}
+}
+
+// read decodes frames from one peer and delivers each group's messages
+// of a frame in one call.
+func (t *Transport) read(c net.Conn) error {
+	r := bufio.NewReaderSize(c, 256<<10)
+	var hello [16]byte
+	if _, err := io.ReadFull(r, hello[:]); err != nil {
+		return err
+	}
+	if binary.BigEndian.Uint32(hello[:]) != helloMagic || binary.BigEndian.Uint32(hello[4:]) != wireVersion {
+		return fmt.Errorf("not a chronik-actor raft peer (or another wire version)")
+	}
+	from := binary.BigEndian.Uint64(hello[8:])
+	var buf []byte
+	var order []uint64
+	byGroup := map[uint64][]*pb.Message{}
+	for {
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return err
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n < 4 || n > maxFrame {
+			return fmt.Errorf("frame of %d bytes", n)
+		}
+		if cap(buf) < int(n) {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		count := binary.BigEndian.Uint32(buf)
+		rest := buf[4:]
+		order = order[:0]
+		for i := uint32(0); i < count; i++ {
+			if len(rest) < 13 {
+				return fmt.Errorf("truncated item")
+			}
+			kind, group, size := rest[0], binary.BigEndian.Uint64(rest[1:]), binary.BigEndian.Uint32(rest[9:])
+			rest = rest[13:]
+			if uint32(len(rest)) < size {
+				return fmt.Errorf("truncated item payload")
+			}
+			payload := rest[:size]
+			rest = rest[size:]
+			switch kind {
+			case itemRaft:
+				m := &pb.Message{}
+				if err := proto.Unmarshal(payload, m); err != nil {
+					return fmt.Errorf("raft message: %w", err)
+				}
+				if _, ok := byGroup[group]; !ok {
+					order = append(order, group)
+				}
+				byGroup[group] = append(byGroup[group], m)
+			case itemLeader:
+				if len(payload) == 16 && t.cfg.OnLeader != nil {
+					t.cfg.OnLeader(from, Announcement{Group: group, Term: binary.BigEndian.Uint64(payload), Leader: binary.BigEndian.Uint64(payload[8:])})
+				}
+			}
+		}
+		for _, g := range order {
+			if t.cfg.Deliver != nil {
+				t.cfg.Deliver(g, byGroup[g])
+			}
+			delete(byGroup, g)
+		}
+	}
+}

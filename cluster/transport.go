@@ -38,6 +38,8 @@ const (
 	wireVersion  = 1
 	itemRaft     = 1
 	itemLeader   = 2
+	itemCall     = 3 // group carries the call id
+	itemReply    = 4
 	maxFrame     = 256 << 20
 	frameTarget  = 4 << 20 // stop gathering a frame past this size
 	queueItems   = 8192
@@ -67,6 +69,10 @@ type TransportConfig struct {
 	// OnUnreachable hears of every message dropped for want of room or of
 	// a connection, from any goroutine; it must not block.
 	OnUnreachable func(group, to uint64)
+	// OnCall answers a peer's Call (a controller command forwarded to
+	// this node as the controller's leader); reply may run on any
+	// goroutine, once. OnCall must not block.
+	OnCall func(from uint64, payload []byte, reply func([]byte))
 	// Filter, when set, sees every outbound raft message and drops those
 	// it returns false for: the hook tests use to cut links.
 	Filter func(to, group uint64, m *pb.Message) bool
@@ -82,13 +88,27 @@ type Transport struct {
 
 	mu      sync.Mutex
 	inbound map[net.Conn]struct{}
+	nextID  uint64
+	calls   map[uint64]*call
 }
+
+type call struct {
+	done  func([]byte, error)
+	timer *time.Timer
+}
+
+// ErrPeerUnreachable answers a Call to a peer with no connection up.
+var ErrPeerUnreachable = errors.New("cluster: peer unreachable")
+
+// ErrCallTimeout answers a Call whose reply did not come in time.
+var ErrCallTimeout = errors.New("cluster: no reply from peer in time")
 
 type item struct {
 	kind  byte
 	group uint64
 	m     *pb.Message
 	a     Announcement
+	data  []byte // itemCall, itemReply
 	size  int
 }
 
@@ -111,7 +131,7 @@ func StartTransport(cfg TransportConfig) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft listen %s: %w", cfg.Addr, err)
 	}
-	t := &Transport{cfg: cfg, ln: ln, peers: map[uint64]*peer{}, closed: make(chan struct{}), inbound: map[net.Conn]struct{}{}}
+	t := &Transport{cfg: cfg, ln: ln, peers: map[uint64]*peer{}, closed: make(chan struct{}), inbound: map[net.Conn]struct{}{}, calls: map[uint64]*call{}}
 	for id, addr := range cfg.Peers {
 		if id == cfg.NodeID {
 			continue
@@ -179,6 +199,41 @@ func (t *Transport) Announce(a Announcement) {
 	for _, p := range t.peers {
 		p.enqueue(item{kind: itemLeader, group: a.Group, a: a, size: 32})
 	}
+}
+
+// Call sends payload to peer to's OnCall; done runs once, on some
+// goroutine, with the reply or with ErrPeerUnreachable or ErrCallTimeout.
+func (t *Transport) Call(to uint64, payload []byte, timeout time.Duration, done func([]byte, error)) {
+	p := t.peers[to]
+	if p == nil {
+		done(nil, ErrPeerUnreachable)
+		return
+	}
+	t.mu.Lock()
+	t.nextID++
+	id := t.nextID
+	c := &call{done: done}
+	t.calls[id] = c
+	c.timer = time.AfterFunc(timeout, func() {
+		if c := t.takeCall(id); c != nil {
+			c.done(nil, ErrCallTimeout)
+		}
+	})
+	t.mu.Unlock()
+	if !p.enqueue(item{kind: itemCall, group: id, data: payload, size: len(payload) + 16}) {
+		if c := t.takeCall(id); c != nil {
+			c.timer.Stop()
+			c.done(nil, ErrPeerUnreachable)
+		}
+	}
+}
+
+func (t *Transport) takeCall(id uint64) *call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.calls[id]
+	delete(t.calls, id)
+	return c
 }
 
 func (t *Transport) unreachable(group, to uint64) {
@@ -338,6 +393,9 @@ func appendItem(b []byte, it item) ([]byte, error) {
 			return b[:lenAt-9], err
 		}
 		binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	case itemCall, itemReply:
+		b = binary.BigEndian.AppendUint32(b, uint32(len(it.data)))
+		b = append(b, it.data...)
 	case itemLeader:
 		b = binary.BigEndian.AppendUint32(b, 16)
 		b = binary.BigEndian.AppendUint64(b, it.a.Term)
@@ -440,6 +498,13 @@ func (t *Transport) read(c net.Conn) error {
 					order = append(order, group)
 				}
 				byGroup[group] = append(byGroup[group], m)
+			case itemCall:
+				t.answer(from, group, append([]byte(nil), payload...))
+			case itemReply:
+				if c := t.takeCall(group); c != nil {
+					c.timer.Stop()
+					c.done(append([]byte(nil), payload...), nil)
+				}
 			case itemLeader:
 				if len(payload) == 16 && t.cfg.OnLeader != nil {
 					t.cfg.OnLeader(from, Announcement{Group: group, Term: binary.BigEndian.Uint64(payload), Leader: binary.BigEndian.Uint64(payload[8:])})
@@ -453,4 +518,16 @@ func (t *Transport) read(c net.Conn) error {
 			delete(byGroup, g)
 		}
 	}
+}
+
+// answer hands a peer's call to OnCall and queues the reply back to it.
+func (t *Transport) answer(from, id uint64, payload []byte) {
+	p := t.peers[from]
+	if p == nil || t.cfg.OnCall == nil {
+		return
+	}
+	t.cfg.OnCall(from, payload, func(reply []byte) {
+		// A reply that finds no room is lost; the caller times out.
+		p.enqueue(item{kind: itemReply, group: id, data: reply, size: len(reply) + 16})
+	})
 }

@@ -170,3 +170,42 @@ func TestTransportRefusesGarbage(t *testing.T) {
 		return nil
 	})
 }
+
+// A call reaches the peer's OnCall and its reply comes back; a call to a
+// peer that is down fails at once or by its timeout, never hangs.
+func TestTransportCall(t *testing.T) {
+	addrs := map[uint64]string{1: freeAddr(t), 2: freeAddr(t)}
+	a, err := StartTransport(TransportConfig{NodeID: 1, Addr: addrs[1], Peers: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := StartTransport(TransportConfig{NodeID: 2, Addr: addrs[2], Peers: addrs,
+		OnCall: func(from uint64, p []byte, reply func([]byte)) { go reply(append([]byte(fmt.Sprint(from, ":")), p...)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 5*time.Second, func() error {
+		if !a.Connected(2) || !b.Connected(1) {
+			return fmt.Errorf("not connected")
+		}
+		return nil
+	})
+	got := make(chan string, 1)
+	a.Call(2, []byte("ping"), 5*time.Second, func(r []byte, err error) { got <- fmt.Sprint(string(r), err) })
+	if r := <-got; r != "1:ping<nil>" {
+		t.Fatalf("reply %q", r)
+	}
+	b.Close()
+	errs := make(chan error, 1)
+	wait.For(t, 5*time.Second, func() error {
+		if a.Connected(2) {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	a.Call(2, []byte("ping"), 5*time.Second, func(_ []byte, err error) { errs <- err })
+	if err := <-errs; err != ErrPeerUnreachable {
+		t.Fatalf("call to a down peer: %v", err)
+	}
+}

@@ -274,7 +274,14 @@ func (p *peer) run() {
 		backoff = 50 * time.Millisecond
 		p.t.cfg.Log.Debug("raft peer connected", "peer", p.id, "addr", p.addr)
 		p.up.Store(true)
-		err = p.write(c)
+		// The peer never writes on this connection; a read returns only
+		// when it is gone, which tells an idle writer at once.
+		dead := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, c)
+			close(dead)
+		}()
+		err = p.write(c, dead)
 		p.up.Store(false)
 		c.Close()
 		p.drop()
@@ -327,7 +334,7 @@ func (p *peer) drop() {
 
 // write gathers whatever is queued into one frame and writes it, until an
 // error or the transport's close.
-func (p *peer) write(c net.Conn) error {
+func (p *peer) write(c net.Conn, dead <-chan struct{}) error {
 	w := bufio.NewWriterSize(c, 256<<10)
 	var frame []byte
 	var groups []uint64
@@ -336,6 +343,8 @@ func (p *peer) write(c net.Conn) error {
 		select {
 		case <-p.t.closed:
 			return errors.New("closed")
+		case <-dead:
+			return errors.New("peer closed the connection")
 		case it = <-p.q:
 		}
 		frame = append(frame[:0], 0, 0, 0, 0, 0, 0, 0, 0)

@@ -65,7 +65,10 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
-	db, err := storage.OpenDB(filepath.Join(cfg.DataDir, "raft"), log)
+	if cfg.FailStop == nil {
+		cfg.FailStop = storage.ExitFailStop(log)
+	}
+	db, err := storage.OpenDBWith(filepath.Join(cfg.DataDir, "raft"), storage.DBOptions{Log: log, FailStop: cfg.FailStop})
 	if err != nil {
 		return nil, err
 	}
@@ -172,13 +175,14 @@ func (b *Broker) startController() error {
 		return err
 	}
 	r, err := raftactor.NewReplica(raftactor.Config{
-		Group:   raftactor.ControllerGroup,
-		NodeID:  uint64(b.cfg.NodeID),
-		Voters:  []uint64{uint64(b.cfg.NodeID)},
-		DB:      b.db,
-		SM:      c,
-		Applied: applied,
-		Log:     b.log,
+		Group:    raftactor.ControllerGroup,
+		NodeID:   uint64(b.cfg.NodeID),
+		Voters:   []uint64{uint64(b.cfg.NodeID)},
+		DB:       b.db,
+		SM:       c,
+		Applied:  applied,
+		Log:      b.log,
+		FailStop: b.cfg.FailStop,
 	})
 	if err != nil {
 		return err

@@ -137,6 +137,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		Applied:         applied,
 		Log:             s.b.log,
 		CheckpointEvery: s.b.cfg.FlushInterval,
+		FailStop:        s.b.cfg.FailStop,
 	})
 	if err != nil {
 		sm.Close(false)

@@ -38,6 +38,14 @@ type Config struct {
 	OffsetsRetention time.Duration
 
 	Nodes []Node // the cluster's members, from cluster.toml; empty for the single-node default
+
+	// FailStop is what the node does on a storage failure it cannot
+	// recover from (reason names the failed operation). nil means log one
+	// line and exit with status 70 (storage.ExitFailStop). Not read from
+	// any file: embedders and tests set it. It may be called from any
+	// goroutine and more than once; the failed replicas stay stopped
+	// whether it returns or not.
+	FailStop func(reason string, err error)
 }
 
 // Node is one [[nodes]] entry of cluster.toml.

@@ -32,8 +32,8 @@ var apiTable = []struct {
 	{kmsg.InitProducerID, VersionRange{0, 5}},       // v5 is kmsg's newest
 	{kmsg.OffsetForLeaderEpoch, VersionRange{2, 4}}, // Kafka 4 dropped v0-1
 	{kmsg.DescribeCluster, VersionRange{0, 2}},      // v2 is kmsg's newest
-	{kmsg.DescribeConfigs, VersionRange{1, 4}},
-	{kmsg.CreatePartitions, VersionRange{0, 3}}, // Kafka 4 dropped v0; read-only topic and broker configs
+	{kmsg.DescribeConfigs, VersionRange{1, 4}},      // Kafka 4 dropped v0; read-only topic and broker configs
+	{kmsg.CreatePartitions, VersionRange{0, 3}},     // v3 is kmsg's newest; adds partitions, every replica on this node
 	// Classic consumer groups. Kafka 4 dropped some of the oldest versions
 	// (KIP-896), but kafka-go and sarama still send them (FindCoordinator
 	// v0, JoinGroup v1, OffsetCommit v2, ...) and kmsg encodes them all, so

@@ -24,7 +24,9 @@ type Propose struct {
 }
 
 // Result answers a Propose: Value is what the state machine's Apply
-// returned, or Err is set when the command was never applied.
+// returned, or Err is set when the command was not applied here. With
+// ErrStopped the outcome is unknown: a command already in the raft log may
+// still be applied when the replica restarts.
 type Result struct {
 	Token any
 	Value any
@@ -40,7 +42,8 @@ type Delete struct{}
 // ErrNotLeader answers a proposal made to a replica that does not lead.
 var ErrNotLeader = errors.New("raftactor: not the leader")
 
-// ErrStopped answers proposals pending when the replica stops.
+// ErrStopped answers proposals pending when the replica stops, or
+// halts on a storage failure, and every proposal made to it after that.
 var ErrStopped = errors.New("raftactor: replica stopped")
 
 // readyNow asks the replica to handle one Ready. It is queued behind the

@@ -45,7 +45,7 @@ func (r *Replica) handleReady(ctx actor.Context) {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		// Snapshots are never sent (LogStore.Snapshot answers
 		// ErrSnapshotTemporarilyUnavailable), so none can arrive.
-		r.fail("snapshot", errSnapshotUnsupported)
+		r.fail(ctx, "snapshot", errSnapshotUnsupported)
 		return
 	}
 
@@ -66,13 +66,17 @@ func (r *Replica) handleReady(ctx actor.Context) {
 	}
 	if len(durable) > 0 {
 		r.apply(ctx, durable)
+		if r.stopped {
+			return // a storage failure while applying
+		}
 	}
 
 	// 3. persist entries and HardState in one batch (rule 1)
 	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
 		b := r.cfg.DB.NewBatch()
 		if err := r.store.Append(b, rd.Entries); err != nil {
-			r.fail("append", err)
+			_ = b.Close()
+			r.fail(ctx, "append to raft log", err)
 			return
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
@@ -80,7 +84,9 @@ func (r *Replica) handleReady(ctx actor.Context) {
 			r.term.Store(int64(rd.HardState.GetTerm()))
 		}
 		if err := r.cfg.DB.Commit(b, rd.MustSync); err != nil {
-			r.fail("persist", err)
+			// No Advance: raft would take this Ready's entries as
+			// stable and, with a single voter, commit them.
+			r.fail(ctx, "persist raft log", err)
 			return
 		}
 	}
@@ -140,47 +146,13 @@ func waitsForPersist(t pb.MessageType) bool {
 
 func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 	for _, e := range ents {
-		switch e.GetType() {
-		case pb.EntryNormal:
-			if len(e.Data) >= 8 {
-				id := binary.BigEndian.Uint64(e.Data)
-				v := r.cfg.SM.Apply(e.GetIndex(), e.GetTerm(), e.Data[8:])
-				var verr error
-				if f, ok := v.(Fatal); ok {
-					r.fail("apply", f.Err) // returns only for a replica being deleted
-					v, verr = nil, ErrStopped
-				}
-				// Only an entry of the term this replica leads in can be
-				// one of its proposals: entries of earlier terms (another
-				// leader's, or this node's before a restart) carry ids
-				// from their own counter, which may collide.
-				if p, ok := r.pending[id]; ok && e.GetTerm() == r.leaderTerm {
-					delete(r.pending, id)
-					r.acks = append(r.acks, appliedAck{p, v, verr})
-				}
-			}
-		case pb.EntryConfChange, pb.EntryConfChangeV2:
-			var cc pb.ConfChangeV2
-			if e.GetType() == pb.EntryConfChange {
-				var v1 pb.ConfChange
-				if err := protoUnmarshal(e.Data, &v1); err != nil {
-					r.fail("conf change", err)
-				}
-				cc = *v1.AsV2()
-			} else if err := protoUnmarshal(e.Data, &cc); err != nil {
-				r.fail("conf change", err)
-			}
-			cs := r.rn.ApplyConfChange(&cc)
-			b := r.cfg.DB.NewBatch()
-			r.store.SetVoters(b, cs.Voters)
-			if err := r.cfg.DB.Commit(b, false); err != nil {
-				r.fail("conf change", err)
-			}
+		if !r.applyOne(ctx, e) {
+			// Failed and halted: the entries applied before this one are
+			// not published (no Applied), so none of them is answered
+			// as a success either; halt answered them ErrStopped.
+			return
 		}
 		r.applied = e.GetIndex()
-		if r.stopped {
-			break
-		}
 		if r.leader && e.GetTerm() == r.leaderTerm && !r.ready.Load() {
 			r.ready.Store(true)
 			r.readyOnce.Do(func() { close(r.readyCh) })
@@ -191,7 +163,7 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 	// Answer only after Applied published the new state: a client that
 	// reads right after its acknowledgement must find its write.
 	for i, a := range r.acks {
-		r.reply(ctx, a.p, a.v, a.err)
+		r.reply(ctx, a.p, a.v, nil)
 		r.acks[i] = appliedAck{}
 	}
 	r.acks = r.acks[:0]
@@ -200,12 +172,57 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 	}
 }
 
+// applyOne applies one committed entry. It returns false when that failed
+// on storage: the replica has then halted (fail).
+func (r *Replica) applyOne(ctx actor.Context, e *pb.Entry) bool {
+	switch e.GetType() {
+	case pb.EntryNormal:
+		if len(e.Data) < 8 {
+			return true // the empty entry a new leader appends
+		}
+		id := binary.BigEndian.Uint64(e.Data)
+		v := r.cfg.SM.Apply(e.GetIndex(), e.GetTerm(), e.Data[8:])
+		if f, ok := v.(Fatal); ok {
+			r.fail(ctx, "apply", f.Err)
+			return false
+		}
+		// Only an entry of the term this replica leads in can be one of
+		// its proposals: entries of earlier terms (another leader's, or
+		// this node's before a restart) carry ids from their own
+		// counter, which may collide.
+		if p, ok := r.pending[id]; ok && e.GetTerm() == r.leaderTerm {
+			delete(r.pending, id)
+			r.acks = append(r.acks, appliedAck{p, v})
+		}
+	case pb.EntryConfChange, pb.EntryConfChangeV2:
+		var cc pb.ConfChangeV2
+		if e.GetType() == pb.EntryConfChange {
+			var v1 pb.ConfChange
+			if err := protoUnmarshal(e.Data, &v1); err != nil {
+				r.fail(ctx, "conf change", err)
+				return false
+			}
+			cc = *v1.AsV2()
+		} else if err := protoUnmarshal(e.Data, &cc); err != nil {
+			r.fail(ctx, "conf change", err)
+			return false
+		}
+		cs := r.rn.ApplyConfChange(&cc)
+		b := r.cfg.DB.NewBatch()
+		r.store.SetVoters(b, cs.Voters)
+		if err := r.cfg.DB.Commit(b, false); err != nil {
+			r.fail(ctx, "conf change", err)
+			return false
+		}
+	}
+	return true
+}
+
 // appliedAck is a proposal applied in the current Ready, answered once the
 // whole Ready is applied and published.
 type appliedAck struct {
-	p   *Propose
-	v   any
-	err error
+	p *Propose
+	v any
 }
 
 func (r *Replica) setLeader(ctx actor.Context, leader bool, lead uint64) {

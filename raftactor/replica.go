@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,12 @@ type Config struct {
 	// CheckpointEvery bounds how long applied entries stay in the raft log
 	// before a checkpoint trims it.
 	CheckpointEvery time.Duration
+	// FailStop is told of a storage failure (the op that failed and its
+	// cause); nil means DB's (storage.DBOptions.FailStop, by default log and
+	// exit 70). Whether or not it returns, the replica has stopped: it
+	// persists, applies and acknowledges nothing more, and answers every
+	// proposal, pending or new, with ErrStopped.
+	FailStop func(reason string, err error)
 	// Transport carries this group's messages to the other voters; nil
 	// for a group of one.
 	Transport Transport
@@ -76,7 +81,7 @@ type Replica struct {
 	deleted     bool
 	stopped     bool
 
-	outbox    []*pb.Message      // reused by send
+	outbox    []*pb.Message        // reused by send
 	caughtUp  map[uint64]time.Time // leader: when each voter last matched the log's end
 	lastSeen  uint64               // leader: last index at the previous tick
 	lead      atomic.Uint64        // who leads, as raft last told
@@ -136,6 +141,9 @@ func NewReplica(cfg Config) (*Replica, error) {
 	}
 	if cfg.CheckpointEvery <= 0 {
 		cfg.CheckpointEvery = time.Second
+	}
+	if cfg.FailStop == nil {
+		cfg.FailStop = cfg.DB.FailStop()
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        cfg.NodeID,
@@ -207,7 +215,7 @@ func (r *Replica) Receive(ctx actor.Context) {
 	case *TransferLeadership:
 		r.transfer(ctx, m)
 	case *checkpointDone:
-		r.finishCheckpoint(m)
+		r.finishCheckpoint(ctx, m)
 	case *Delete:
 		r.deleted = true
 		ctx.Stop(ctx.Self())
@@ -302,11 +310,14 @@ type SyncedCheckpoint interface {
 }
 
 func (r *Replica) tick(ctx actor.Context) {
+	if r.stopped {
+		return // nothing to maintain or checkpoint over state that failed
+	}
 	r.rn.Tick()
 	if r.leader && len(r.cfg.Voters) > 1 {
 		r.trackProgress()
 	}
-	if m, ok := r.cfg.SM.(Maintainer); ok && !r.stopped {
+	if m, ok := r.cfg.SM.(Maintainer); ok {
 		if err := m.Maintain(time.Now()); err != nil {
 			r.log.Warn("maintenance", "group", r.cfg.Group, "err", err)
 		}
@@ -333,21 +344,25 @@ func (r *Replica) startCheckpoint(ctx actor.Context) {
 	}()
 }
 
-func (r *Replica) finishCheckpoint(m *checkpointDone) {
+func (r *Replica) finishCheckpoint(ctx actor.Context, m *checkpointDone) {
 	r.cpRunning = false
-	if m.err != nil {
-		r.fail("checkpoint", m.err)
+	if r.stopped {
 		return
 	}
-	if r.stopped {
+	if m.err != nil {
+		r.fail(ctx, "checkpoint", m.err)
 		return
 	}
 	b := r.cfg.DB.NewBatch()
 	if err := m.cp.Save(b); err != nil {
-		r.fail("checkpoint", err)
+		_ = b.Close()
+		r.fail(ctx, "checkpoint", err)
+		return
 	}
 	if err := r.store.Compact(b, r.trimIndex(m.cp.Index())); err != nil {
-		r.fail("trim raft log", err)
+		_ = b.Close()
+		r.fail(ctx, "trim raft log", err)
+		return
 	}
 	// No sync: the checkpoint only trims what the synced raft log still
 	// holds, and Pebble's WAL keeps this write behind every earlier one.
@@ -355,7 +370,7 @@ func (r *Replica) finishCheckpoint(m *checkpointDone) {
 	sc, synced := m.cp.(SyncedCheckpoint)
 	synced = synced && sc.MustSync()
 	if err := r.cfg.DB.Commit(b, synced); err != nil {
-		r.fail("trim raft log", err)
+		r.fail(ctx, "trim raft log", err)
 		return
 	}
 	if synced {
@@ -366,15 +381,7 @@ func (r *Replica) finishCheckpoint(m *checkpointDone) {
 }
 
 func (r *Replica) stop(ctx actor.Context) {
-	r.stopped = true
-	for id, p := range r.pending {
-		r.reply(ctx, p, nil, ErrStopped)
-		delete(r.pending, id)
-	}
-	for _, p := range r.waiting {
-		r.reply(ctx, p, nil, ErrStopped)
-	}
-	r.waiting = nil
+	r.halt(ctx)
 	if err := r.cfg.SM.Close(r.deleted); err != nil {
 		r.log.Error("close replica", "group", r.cfg.Group, "err", err)
 	}
@@ -385,20 +392,48 @@ func (r *Replica) stop(ctx actor.Context) {
 	}
 }
 
-// fail stops the node: a storage error leaves the replica's durable state
-// unknown, and continuing could acknowledge writes that are not on disk.
+// halt stops the replica acting: every proposal it holds is answered with
+// ErrStopped, and propose answers new ones so from now on. Entries already
+// acknowledged stay acknowledged; none is acknowledged after this.
+func (r *Replica) halt(ctx actor.Context) {
+	r.stopped = true
+	for id, p := range r.pending {
+		r.reply(ctx, p, nil, ErrStopped)
+		delete(r.pending, id)
+	}
+	for _, p := range r.waiting {
+		r.reply(ctx, p, nil, ErrStopped)
+	}
+	r.waiting = nil
+	for i, a := range r.acks {
+		r.reply(ctx, a.p, nil, ErrStopped)
+		r.acks[i] = appliedAck{}
+	}
+	r.acks = r.acks[:0]
+}
+
+// fail handles a storage error: the replica's durable state is unknown,
+// and going on could acknowledge writes that are not on disk. It halts the
+// replica and hands the error to FailStop, which by default ends the
+// process. The replica stays halted whether FailStop returns or not, so
+// callers return at once after fail: in particular handleReady must not
+// Advance past a Ready whose entries were not persisted. Advance tells
+// raft the application "has applied and saved progress in the last Ready
+// results" (raft.RawNode.Advance); a single voter would then count the
+// unsaved entries as stable on a quorum, commit them and hand them back
+// to be applied and acknowledged.
 //
 // A replica whose partition is being deleted is the exception: the node
 // renamed its directory away, so a roll or a sync may fail on a path that
-// is gone on purpose. It stops serving and waits for its Delete instead.
-func (r *Replica) fail(what string, err error) {
+// is gone on purpose. It halts too and waits for its Delete, without
+// stopping the node.
+func (r *Replica) fail(ctx actor.Context, what string, err error) {
+	r.halt(ctx)
 	if r.deleting.Load() {
 		r.log.Info("storage failure in a replica being deleted", "group", r.cfg.Group, "op", what, "err", err)
-		r.stopped = true
 		return
 	}
-	r.log.Error("storage failure, stopping the node", "group", r.cfg.Group, "op", what, "err", err)
-	os.Exit(70)
+	r.cfg.FailStop(fmt.Sprintf("%s (raft group %d)", what, r.cfg.Group), err)
 }
 
 // MarkDeleting tells the replica its data is about to be moved away for

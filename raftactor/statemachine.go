@@ -29,8 +29,9 @@ type Checkpoint interface {
 	Save(b *pebble.Batch) error
 }
 
-// Fatal, returned by Apply, is a storage failure: the replica stops the
-// node (fail-stop) rather than go on with state it can no longer vouch for.
+// Fatal, returned by Apply, is a storage failure: the replica halts and
+// calls its FailStop (by default ending the process) rather than go on
+// with state it can no longer vouch for.
 type Fatal struct{ Err error }
 
 func (f Fatal) Error() string { return f.Err.Error() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -14,14 +15,63 @@ import (
 // the metadata keys. Writes from all replicas go through it, so Pebble's
 // commit pipeline merges their fsyncs into few WAL syncs.
 type DB struct {
-	p *pebble.DB
+	p        *pebble.DB
+	failStop func(reason string, err error)
+	// failed is set once Pebble reported a fatal error. Pebble goes on
+	// after its Logger.Fatalf returns (a failed WAL write in a commit is
+	// reported there and the commit then returns nil), so a FailStop that
+	// returns must not leave later commits looking durable.
+	failed atomic.Pointer[error]
 }
 
 // ErrNotFound is returned by Get for a missing key.
 var ErrNotFound = errors.New("storage: key not found")
 
-// OpenDB opens (or creates) the Pebble DB in dir.
+// ErrFailed wraps the error of every commit after Pebble reported a fatal
+// error: nothing written from then on can be vouched for.
+var ErrFailed = errors.New("storage: the database failed")
+
+// DBOptions configures OpenDBWith.
+type DBOptions struct {
+	Log *slog.Logger // nil discards
+	// FailStop is called when storage fails in a way the node cannot
+	// recover from: Pebble's fatal errors here, and (through raftactor)
+	// every replica's failed write. nil means ExitFailStop(Log). It may be
+	// called from any goroutine, more than once, and must be safe for
+	// concurrent use.
+	FailStop func(reason string, err error)
+}
+
+// ExitFailStop is the default fail-stop: one error line naming the failed
+// operation and its cause, then exit status 70 (EX_SOFTWARE). A storage
+// error leaves the node's durable state unknown; exiting before anything
+// else is acknowledged leaves recovery to the restart, which replays the
+// synced raft log.
+func ExitFailStop(log *slog.Logger) func(reason string, err error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return func(reason string, err error) {
+		log.Error("storage failure, stopping the node", "op", reason, "err", err)
+		os.Exit(70)
+	}
+}
+
+// OpenDB opens (or creates) the Pebble DB in dir, failing stop with
+// ExitFailStop(log).
 func OpenDB(dir string, log *slog.Logger) (*DB, error) {
+	return OpenDBWith(dir, DBOptions{Log: log})
+}
+
+// OpenDBWith opens (or creates) the Pebble DB in dir.
+func OpenDBWith(dir string, o DBOptions) (*DB, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.FailStop == nil {
+		o.FailStop = ExitFailStop(o.Log)
+	}
+	d := &DB{failStop: o.FailStop}
 	opts := &pebble.Options{
 		// Raft entries are large (whole record batches) and short-lived:
 		// they are trimmed soon after apply. A large memtable lets the trim's
@@ -29,13 +79,31 @@ func OpenDB(dir string, log *slog.Logger) (*DB, error) {
 		// dropped instead of written to an SST.
 		MemTableSize:                256 << 20,
 		MemTableStopWritesThreshold: 2,
-		Logger:                      pebbleLogger{log},
+		Logger:                      pebbleLogger{o.Log, d},
 	}
 	p, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open pebble %s: %w", dir, err)
 	}
-	return &DB{p: p}, nil
+	d.p = p
+	return d, nil
+}
+
+// FailStop is the node's fail-stop function this DB was opened with.
+func (d *DB) FailStop() func(reason string, err error) { return d.failStop }
+
+// fatal records a fatal Pebble error and hands it to FailStop.
+func (d *DB) fatal(err error) {
+	d.failed.CompareAndSwap(nil, &err)
+	d.failStop("pebble", err)
+}
+
+// Failed is the fatal error Pebble reported, or nil.
+func (d *DB) Failed() error {
+	if e := d.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // Close closes the DB.
@@ -52,6 +120,13 @@ func (d *DB) Commit(b *pebble.Batch, sync bool) error {
 	}
 	err := b.Commit(opt)
 	_ = b.Close()
+	if err == nil {
+		// Checked after the commit: Pebble reports a failed WAL write of
+		// this very commit through Fatalf and then returns nil.
+		if f := d.Failed(); f != nil {
+			err = fmt.Errorf("%w: %w", ErrFailed, f)
+		}
+	}
 	return err
 }
 
@@ -127,8 +202,11 @@ func prefixEnd(p []byte) []byte {
 }
 
 // pebbleLogger sends Pebble's own log lines to slog; Fatalf is a storage
-// failure and stops the node (fail-stop).
-type pebbleLogger struct{ l *slog.Logger }
+// failure and goes to the DB's FailStop.
+type pebbleLogger struct {
+	l  *slog.Logger
+	db *DB
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
@@ -137,8 +215,7 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
-	os.Exit(70)
+	p.db.fatal(fmt.Errorf(format, args...))
 }
 
 // Groups lists the raft groups that have keys in the DB, skipping from one

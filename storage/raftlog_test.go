@@ -15,7 +15,7 @@ import (
 )
 
 // These tests hold LogStore to the raft.Storage contract as written in
-// go.etcd.io/raft/v3's storage.go, and to the raft rules of DESIGN.md.
+// go.etcd.io/raft/v3's storage.go, and to the raft rules in ARCHITECTURE.md.
 
 func openTestDB(t *testing.T, dir string) *DB {
 	t.Helper()

@@ -18,6 +18,8 @@ type Config struct {
 	KafkaAddr      string // Kafka listen address, HOST:PORT (port 0 picks one)
 	AdvertisedAddr string // address given to clients; empty means KafkaAddr (as bound)
 	AdminAddr      string // HTTP listen address for /metrics, /healthz, /v1/cluster; empty means none
+	RaftAddr       string // peer transport address HOST:PORT from this node's [[nodes]] entry; empty for the single-node default
+	Rack           string // this node's rack (Kafka broker.rack, KIP-392 follower fetching); empty means none
 	LogLevel       string // debug, info, warn, error
 
 	AutoCreateTopics         bool  // create unknown topics on Metadata when the client allows it
@@ -46,6 +48,7 @@ type Node struct {
 	Kafka   string
 	Raft    string
 	Admin   string
+	Rack    string // optional; empty means none
 	DataDir string
 }
 
@@ -67,7 +70,7 @@ func Default() Config {
 	}
 }
 
-// ApplyNode copies the listen addresses and data directory of the [[nodes]]
+// ApplyNode copies the addresses, rack and data directory of the [[nodes]]
 // entry whose id is c.NodeID into c, and reports whether there was one. The
 // loader calls it once the file is read; callers that change NodeID later
 // (environment, flags) call it again before applying their own addresses, so
@@ -83,6 +86,9 @@ func (c *Config) ApplyNode() bool {
 		// Unlike the others, admin is optional per node: a node without
 		// one runs no admin listener rather than keep another node's.
 		c.AdminAddr = n.Admin
+		// Likewise raft and rack belong to one node and are never inherited.
+		c.RaftAddr = n.Raft
+		c.Rack = n.Rack
 		if n.DataDir != "" {
 			c.DataDir = n.DataDir
 		}
@@ -100,6 +106,7 @@ const (
 	EnvAdvertisedAddr = "CHRONIK_ADVERTISED_ADDR"
 	EnvAdminAddr      = "CHRONIK_ADMIN_ADDR"
 	EnvLogLevel       = "CHRONIK_LOG_LEVEL"
+	EnvRack           = "CHRONIK_RACK"
 )
 
 // ApplyEnv overrides cfg with the CHRONIK_* variables that are set and not
@@ -136,6 +143,9 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("%s: %w", EnvAdminAddr, err)
 		}
 		cfg.AdminAddr = v
+	}
+	if v := getenv(EnvRack); v != "" {
+		cfg.Rack = v
 	}
 	if v := getenv(EnvLogLevel); v != "" {
 		if _, err := ParseLogLevel(v); err != nil {
@@ -250,6 +260,9 @@ func (c Config) problems() []problem {
 	}
 	if c.AdminAddr != "" {
 		addErr("admin_addr", CheckListenAddr(c.AdminAddr))
+	}
+	if c.RaftAddr != "" {
+		addErr("raft_addr", CheckListenAddr(c.RaftAddr))
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		addErr("log_level", err)

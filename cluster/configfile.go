@@ -65,6 +65,7 @@ type fileNode struct {
 	Kafka   *string `toml:"kafka"`
 	Raft    *string `toml:"raft"`
 	Admin   *string `toml:"admin"`
+	Rack    *string `toml:"rack"`
 	DataDir *string `toml:"data_dir"`
 }
 
@@ -79,15 +80,15 @@ var schema = map[string]map[string]string{
 	},
 	"nodes": {
 		"id": "an integer", "kafka": "a string", "raft": "a string",
-		"admin": "a string", "data_dir": "a string",
+		"admin": "a string", "rack": "a string", "data_dir": "a string",
 	},
 }
 
 // LoadFile reads cluster.toml at path into cfg. Keys absent from the file
 // leave cfg as it was; on error cfg is unchanged. Once loaded, the entry of
-// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr, AdminAddr and DataDir
-// (relative data_dir values are relative to the working directory, as flags
-// are).
+// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr, RaftAddr, AdminAddr,
+// Rack and DataDir (relative data_dir values are relative to the working
+// directory, as flags are).
 //
 // Only settings that come from the file are checked here, with their line;
 // the node id and addresses may still change through the environment and
@@ -179,6 +180,7 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 			n.Kafka = deref(fn.Kafka)
 			n.Raft = deref(fn.Raft)
 			n.Admin = deref(fn.Admin)
+			n.Rack = deref(fn.Rack)
 			n.DataDir = deref(fn.DataDir)
 		}
 	}

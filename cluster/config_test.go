@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,16 @@ func TestLoadFileErrors(t *testing.T) {
 		{"same address", node("1", `"h:1"`) + node("2", `"h:1"`), 7, "nodes[1].kafka", "also used by nodes[0].kafka"},
 		{"admin", node("1", `"h:1"`) + "admin = \"h:0\"\n", 5, "nodes[0].admin", "port 0"},
 
+		// Unknown keys below the top level and in every table spelling.
+		{"unknown subtable", "[cluster.sub]\nx = 1\n", 1, "cluster.sub", "unknown key (known here: auto_create_topics"},
+		{"unknown dotted", "[cluster]\nsub.x = 1\n", 2, "cluster.sub.x", "unknown key (known here: auto_create_topics"},
+		{"unknown dotted top", "cluster.rf = 1\n", 1, "cluster.rf", "unknown key (known here: auto_create_topics"},
+		{"unknown node subtable", node("1", `"h:1"`) + "[nodes.extra]\nx = 1\n", 5, "nodes[0].extra", "unknown key (known here: admin, data_dir, id, kafka, rack, raft)"},
+		{"unknown node array", node("1", `"h:1"`) + "[[nodes.sub]]\nx = 1\n", 5, "nodes[0].sub[0]", "unknown key (known here: admin"},
+		{"unknown inline node", "nodes = [\n  {id = 1, kafka = \"h:1\", port = 3},\n]\n", 2, "nodes[0].port", "unknown key (known here: admin, data_dir, id, kafka, rack, raft)"},
+		{"unknown second node", node("1", `"h:1"`) + node("2", `"h:2"`) + "zone = \"a\"\n", 9, "nodes[1].zone", "unknown key"},
+		{"array for cluster", "[[cluster]]\npartitions = 1\n", 1, "cluster[0]", "is an array of tables ([[cluster]]), not a table"},
+		{"string for offsets", "[cluster]\noffsets_partitions = \"8\"\n", 2, "cluster.offsets_partitions", `"8" (a TOML string) is not an integer`},
 		{"int for rack", node("1", `"h:1"`) + "rack = 1\n", 5, "nodes[0].rack", "1 (a TOML integer) is not a string"},
 
 		// A multi-node cluster.
@@ -343,5 +354,30 @@ func TestOneNodeFile(t *testing.T) {
 	if d.NodeID != 1 || d.DataDir != "./data" || d.KafkaAddr != "127.0.0.1:9092" || d.AdminAddr != "" ||
 		d.RaftAddr != "" || d.Rack != "" || d.Nodes != nil || d.DefaultReplicationFactor != 1 || d.DefaultPartitions != 1 {
 		t.Errorf("default changed: %+v", d)
+	}
+}
+
+// TestSchemaMatchesTags keeps the error wording's key list in step with
+// the keys the decoder accepts.
+func TestSchemaMatchesTags(t *testing.T) {
+	for table, typ := range map[string]reflect.Type{
+		"":        reflect.TypeOf(fileDoc{}),
+		"cluster": reflect.TypeOf(fileCluster{}),
+		"nodes":   reflect.TypeOf(fileNode{}),
+	} {
+		tags := map[string]bool{}
+		for i := 0; i < typ.NumField(); i++ {
+			tags[typ.Field(i).Tag.Get("toml")] = true
+		}
+		for k := range schema[table] {
+			if !tags[k] {
+				t.Errorf("schema[%q] has %q, which %v does not decode", table, k, typ)
+			}
+		}
+		for k := range tags {
+			if _, ok := schema[table][k]; !ok {
+				t.Errorf("%v decodes %q, which schema[%q] lacks", typ, k, table)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -249,7 +250,7 @@ func (c Config) problems() []problem {
 	if c.NodeID < 1 {
 		add("node_id", "%d is not a node id (ids start at 1)", c.NodeID)
 	} else if len(c.Nodes) > 0 && !c.hasNode(c.NodeID) {
-		add("node_id", "%d is not among the [[nodes]] ids %v", c.NodeID, c.nodeIDs())
+		add("node_id", "%d is not among the [[nodes]] ids %v; node_id, --node-id or %s must name one of them", c.NodeID, c.nodeIDs(), EnvNodeID)
 	}
 	if c.DataDir == "" {
 		add("data_dir", "is empty")
@@ -290,6 +291,7 @@ func (c Config) problems() []problem {
 	// would fail in confusing ways long after start.
 	seenID := map[int32]int{}
 	seenAddr := map[string]string{}
+	seenDir := map[string]int{}
 	for i, n := range c.Nodes {
 		at := fmt.Sprintf("nodes[%d]", i)
 		if n.ID < 1 {
@@ -312,15 +314,51 @@ func (c Config) problems() []problem {
 			default:
 				if err := CheckAddr(a.addr); err != nil {
 					addErr(key, err)
-				} else if other, dup := seenAddr[a.addr]; dup {
+				} else if other, dup := seenAddr[addrKey(a.addr)]; dup {
 					add(key, "%q is also used by %s", a.addr, other)
 				} else {
-					seenAddr[a.addr] = key
+					seenAddr[addrKey(a.addr)] = key
 				}
+			}
+		}
+		// Nodes run side by side on one machine (tests, demos) would write
+		// the same Pebble DB and segment files. A node without data_dir
+		// uses the machine's default or --data-dir, so only written ones
+		// are compared.
+		if n.DataDir != "" {
+			d := dirKey(n.DataDir)
+			if j, dup := seenDir[d]; dup {
+				add(at+".data_dir", "%q is also the data_dir of nodes[%d]; nodes sharing a directory would corrupt each other's data", n.DataDir, j)
+			} else {
+				seenDir[d] = i
 			}
 		}
 	}
 	return ps
+}
+
+// addrKey spells a HOST:PORT that CheckAddr accepted the same way however
+// it was written: "H:09092" and "h:9092" are one listener.
+func addrKey(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return s
+	}
+	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(p, 10))
+}
+
+// dirKey resolves a data directory as the node will open it: relative paths
+// against the working directory, then cleaned, so that "data/n1",
+// "./data/n1/" and its absolute spelling compare equal.
+func dirKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
 }
 
 func (c Config) hasNode(id int32) bool {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,9 @@ func TestLoadFileErrors(t *testing.T) {
 		{"same admin", node("1", `"h:1"`) + "admin = \"h:8\"\n" + node("2", `"h:2"`) + "admin = \"h:8\"\n",
 			10, "nodes[1].admin", `"h:8" is also used by nodes[0].admin`},
 		{"kafka is other raft", node("1", `"h:1"`) + node("2", `"h:51"`), 7, "nodes[1].kafka", "also used by nodes[0].raft"},
+		{"same address spelled apart", node("1", `"Host:9092"`) + node("2", `"host:09092"`), 7, "nodes[1].kafka", "also used by nodes[0].kafka"},
+		{"same data_dir", node("1", `"h:1"`) + "data_dir = \"data/n1\"\n" + node("2", `"h:2"`) + "data_dir = \"./data//n1/\"\n",
+			10, "nodes[1].data_dir", `"./data//n1/" is also the data_dir of nodes[0]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,7 +241,8 @@ func TestNodeIDAfterFile(t *testing.T) {
 		t.Errorf("CHRONIK_RACK: %v rack %q raft %q", err, cfg.Rack, cfg.RaftAddr)
 	}
 	cfg.NodeID = 7
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among the [[nodes]] ids [1 2 3]") ||
+		!strings.Contains(err.Error(), "--node-id") {
 		t.Errorf("Validate: %v", err)
 	}
 }
@@ -333,6 +338,33 @@ func TestOffsetsSettings(t *testing.T) {
 	err := LoadFile(path, &cfg)
 	if err == nil || !strings.Contains(err.Error(), ":3: key cluster.offsets_partitions") {
 		t.Fatalf("offsets_partitions = 0: %v", err)
+	}
+}
+
+// TestDataDirResolved compares data directories as the nodes will open
+// them: a relative one against the working directory.
+func TestDataDirResolved(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(wd, "data", "n1")
+	doc := "[[nodes]]\nid = 1\nkafka = \"h:1\"\nraft = \"h:2\"\ndata_dir = \"data/n1\"\n" +
+		"[[nodes]]\nid = 2\nkafka = \"h:3\"\nraft = \"h:4\"\ndata_dir = " + strconv.Quote(abs) + "\n"
+	path := writeFile(t, doc)
+	cfg := Default()
+	err = LoadFile(path, &cfg)
+	want := path + ":10: key nodes[1].data_dir: " + strconv.Quote(abs) + " is also the data_dir of nodes[0]"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v, want %s", err, want)
+	}
+
+	// Nodes that leave data_dir out each use their machine's default or
+	// --data-dir; they are not taken to share one.
+	doc = "[[nodes]]\nid = 1\nkafka = \"a:1\"\nraft = \"a:2\"\n[[nodes]]\nid = 2\nkafka = \"b:1\"\nraft = \"b:2\"\n"
+	cfg = Default()
+	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
+		t.Errorf("nodes without data_dir: %v", err)
 	}
 }
 

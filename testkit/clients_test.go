@@ -8,6 +8,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // endOffsets is each partition's high watermark.
@@ -17,7 +19,7 @@ func endOffsets(t testing.TB, addr, topic string) map[int32]int64 {
 	defer cancel()
 	adm := kadm.NewClient(NewClient(t, addr))
 	var ends kadm.ListedOffsets
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		var err error
 		ends, err = adm.ListEndOffsets(ctx, topic)
 		if err == nil {

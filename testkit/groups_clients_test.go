@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // saramaHandler marks every record it is given; sarama's auto-commit sends
@@ -116,7 +118,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 		}
 		consumed <- nil
 	}()
-	WaitFor(t, 45*time.Second, func() error {
+	wait.For(t, 45*time.Second, func() error {
 		if m := seen.missing(zeroOffsets(partitions), ends); m != "" {
 			errMu.Lock()
 			defer errMu.Unlock()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // groupMember is one franz-go consumer group member polling in its own
@@ -147,7 +149,7 @@ func (m *groupMember) close() {
 // partitions 0..n-1, and each member has at least one partition.
 func waitAssignment(t testing.TB, n int32, within time.Duration, members ...*groupMember) {
 	t.Helper()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		owner := map[int32]string{}
 		for _, m := range members {
 			ps := m.partitions()
@@ -199,7 +201,7 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 	adm := kadm.NewClient(NewClient(t, tg.Addr()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		d, err := describeGroup(ctx, adm, group)
 		if err != nil {
 			return err
@@ -213,7 +215,7 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 	// member-c leaves (Close sends LeaveGroup); its partitions go to a and b.
 	cParts := c.partitions()
 	c.close()
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		d, err := describeGroup(ctx, adm, group)
 		if err != nil {
 			return err
@@ -243,7 +245,7 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 
 	a.close()
 	b.close()
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		d, err := describeGroup(ctx, adm, group)
 		if err != nil {
 			return err

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // The group checks share these helpers: names unique per test, a check that
@@ -140,7 +142,7 @@ func waitCommitted(t testing.TB, addr, group, topic string, want map[int32]int64
 	t.Helper()
 	adm := kadm.NewClient(NewClient(t, addr))
 	defer adm.Close()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		got, err := committedOffsets(ctx, adm, group, topic)
@@ -319,7 +321,7 @@ func (s *seenRecords) firstOffsets(who string) map[int32]int64 {
 // consumer.
 func waitAllSeen(t testing.TB, s *seenRecords, from, to map[int32]int64, within time.Duration, what string) {
 	t.Helper()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		if m := s.missing(from, to); m != "" {
 			return fmt.Errorf("%s: not consumed yet: %s", what, m)
 		}

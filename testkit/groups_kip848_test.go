@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestGroupKIP848 runs two franz-go members with the KIP-848 consumer
@@ -58,7 +60,7 @@ func TestGroupKIP848(t *testing.T) {
 	}
 	topicID := md.Topics[topic].ID
 	cl := NewClient(t, tg.Addr())
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		req := kmsg.NewPtrConsumerGroupDescribeRequest()
 		req.Groups = []string{group}
 		resp, err := req.RequestWith(ctx, cl)

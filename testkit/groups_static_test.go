@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestGroupStaticMembership checks KIP-345 static membership: in a group of
@@ -63,7 +65,7 @@ func TestGroupStaticMembership(t *testing.T) {
 		}
 		return kadm.DescribedGroupMember{}, false
 	}
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		d, err := describeGroup(ctx, adm, group)
 		if err != nil {
 			return err
@@ -96,7 +98,7 @@ func TestGroupStaticMembership(t *testing.T) {
 
 	// Restart well within the 10s session timeout.
 	restarted := startGroupMember(t, tg.Addr(), group, topic, "static-1-restarted", seen, staticOpts...)
-	WaitFor(t, 8*time.Second, func() error {
+	wait.For(t, 8*time.Second, func() error {
 		if got := restarted.partitions(); !slices.Equal(got, staticParts) {
 			return fmt.Errorf("restarted static-1 holds %v, want its old partitions %v (%v)", got, staticParts, dyn)
 		}

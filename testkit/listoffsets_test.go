@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestListOffsetsAndDeleteTopics produces ten records, one batch each,
@@ -107,7 +109,7 @@ func TestListOffsetsAndDeleteTopics(t *testing.T) {
 		if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
 			t.Fatalf("DeleteTopics: %v", err)
 		}
-		WaitFor(t, 30*time.Second, func() error {
+		wait.For(t, 30*time.Second, func() error {
 			// All topics, so that asking cannot auto-create it again.
 			md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
 			if err != nil {

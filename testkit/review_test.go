@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestReviewOffsetForLeaderEpochAfterRestart: after a restart the leader
@@ -43,7 +45,7 @@ func TestReviewOffsetForLeaderEpochAfterRestart(t *testing.T) {
 	lt.Partitions = append(lt.Partitions, lp)
 	lo.Topics = append(lo.Topics, lt)
 	var latest kmsg.ListOffsetsResponseTopicPartition
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		resp, err := lo.RequestWith(ctx, cl)
 		if err != nil {
 			return err

@@ -1,5 +1,8 @@
 package testkit
 
+// Helpers that read a topic back: its end offsets, every record up to
+// them, and a produce-then-consume probe that the broker still serves.
+
 import (
 	"context"
 	"fmt"

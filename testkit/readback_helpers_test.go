@@ -1,5 +1,8 @@
 package testkit
 
+// Helpers that read a topic back: its end offsets, every record up to
+// them, and a produce-then-consume probe that the broker still serves.
+
 import (
 	"context"
 	"fmt"
@@ -8,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // endOffsets is each partition's high watermark.
@@ -17,7 +22,7 @@ func endOffsets(t testing.TB, addr, topic string) map[int32]int64 {
 	defer cancel()
 	adm := kadm.NewClient(NewClient(t, addr))
 	var ends kadm.ListedOffsets
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		var err error
 		ends, err = adm.ListEndOffsets(ctx, topic)
 		if err == nil {

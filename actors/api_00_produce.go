@@ -89,7 +89,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			ctx.Send(h.pid, &raftactor.Propose{
 				Data:    raftactor.EncodeProduce(rp.Records),
 				ReplyTo: replyTo,
-				Token: func(v any, err error) {
+				Then: func(v any, err error) {
 					if answered {
 						return // timed out; the client retries (idempotently)
 					}

@@ -53,7 +53,7 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 			}
 			g.add()
 			t := c.b.newTopic(n, c.b.cfg.DefaultPartitions, map[string]string{})
-			c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: t},
+			c.proposeController(ctx, raftactor.CreateTopicCmd(t),
 				func(*raftactor.ControllerResult, error) {
 					// Created, or lost a race with another creator: either
 					// way the response reads the metadata afresh.

@@ -69,7 +69,7 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "delete_topic", Name: name},
+		c.proposeController(ctx, raftactor.DeleteTopicCmd(name),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

@@ -77,7 +77,7 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "add_partitions", Name: rt.Topic, Count: rt.Count, Replicas: replicas},
+		c.proposeController(ctx, raftactor.AddPartitionsCmd(rt.Topic, rt.Count, replicas),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

@@ -132,7 +132,7 @@ func (g *group) Receive(ctx actor.Context) {
 		g.handleCall(m)
 		g.inFlight = nil
 	case *raftactor.Result:
-		m.Token.(func(any, error))(m.Value, m.Err)
+		m.Run()
 	case *expireOp:
 		if !g.retired {
 			g.expire(m.now)

@@ -26,7 +26,7 @@ func createTopicN(t *testing.T, b *Broker, name string, partitions int32) [16]by
 	top := b.newTopic(name, partitions, nil)
 	fut := actor.NewFuture(b.sys, 10*time.Second)
 	b.sys.Root.Send(b.controllerPID, &raftactor.Propose{
-		Data:    (&raftactor.ControllerCmd{Op: "create_topic", Topic: top}).Encode(),
+		Data:    raftactor.CreateTopicCmd(top).Encode(),
 		ReplyTo: fut.PID(),
 	})
 	v, err := fut.Result()

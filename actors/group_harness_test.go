@@ -154,7 +154,7 @@ func createTopic(t *testing.T, b *Broker, name string) {
 	t.Helper()
 	f := actor.NewFuture(b.sys, 10*time.Second)
 	b.sys.Root.Send(b.controllerPID, &raftactor.Propose{
-		Data:    (&raftactor.ControllerCmd{Op: "create_topic", Topic: b.newTopic(name, 1, nil)}).Encode(),
+		Data:    raftactor.CreateTopicCmd(b.newTopic(name, 1, nil)).Encode(),
 		ReplyTo: f.PID(),
 	})
 	v, err := f.Result()

@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/raftactor"
@@ -134,7 +136,7 @@ func (g *groupCoordinator) write(ctx actor.Context, group string, recs []protoco
 	ctx.Send(h.pid, &raftactor.Propose{
 		Data:    raftactor.EncodeProduce(protocol.BuildBatch(recs, time.Now().UnixMilli())),
 		ReplyTo: ctx.Self(),
-		Token: func(v any, err error) {
+		Then: func(v any, err error) {
 			if err == nil {
 				if res := v.(*raftactor.ProduceResult); res.Err != nil {
 					err = res.Err
@@ -153,7 +155,7 @@ func (b *Broker) ensureOffsetsTopic() error {
 	t := b.newTopic(offsetsTopic, b.cfg.OffsetsPartitions, map[string]string{"cleanup.policy": "compact"})
 	f := actor.NewFuture(b.sys, 30*time.Second)
 	b.sys.Root.Send(b.controllerPID, &raftactor.Propose{
-		Data:    (&raftactor.ControllerCmd{Op: "create_topic", Topic: t}).Encode(),
+		Data:    (raftactor.CreateTopicCmd(t)).Encode(),
 		ReplyTo: f.PID(),
 	})
 	v, err := f.Result()
@@ -164,7 +166,7 @@ func (b *Broker) ensureOffsetsTopic() error {
 	if res.Err != nil {
 		return fmt.Errorf("create %s: %w", offsetsTopic, res.Err)
 	}
-	if cr := res.Value.(*raftactor.ControllerResult); cr.Err != nil && cr.Err.Code != 36 { // TOPIC_ALREADY_EXISTS
+	if cr := res.Value.(*raftactor.ControllerResult); cr.Err != nil && !errors.Is(cr.Err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create %s: %v", offsetsTopic, cr.Err)
 	}
 	return nil

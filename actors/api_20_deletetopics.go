@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -62,9 +63,9 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
-		if name == offsetsTopic {
+		if name == groups.OffsetsTopic {
 			st.ErrorCode = kerr.InvalidRequest.Code // the groups live there
-			msg := "internal topic " + offsetsTopic + " cannot be deleted"
+			msg := "internal topic " + groups.OffsetsTopic + " cannot be deleted"
 			st.ErrorMessage = &msg
 			continue
 		}

@@ -34,6 +34,17 @@ type Metadata struct {
 	byID map[[16]byte]*Topic
 }
 
+// NewMetadata is metadata holding topics, indexed as the controller's is,
+// for readers of metadata that run without a controller (fakes in tests).
+func NewMetadata(topics ...*Topic) *Metadata {
+	m := &Metadata{Topics: make(map[string]*Topic, len(topics))}
+	for _, t := range topics {
+		m.Topics[t.Name] = t
+	}
+	m.index()
+	return m
+}
+
 // TopicByID finds a topic by its id.
 func (m *Metadata) TopicByID(id [16]byte) *Topic { return m.byID[id] }
 

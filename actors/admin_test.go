@@ -18,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chronik-actor/chronik-actor/cluster"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // A record produced and read back with franz-go shows up in every admin
@@ -76,7 +78,7 @@ func TestAdminEndpoint(t *testing.T) {
 	// The fetch response is counted as the broker hands it over, which may
 	// be a moment after the client has parsed it.
 	var mfs map[string]*dto.MetricFamily
-	waitFor(t, 10*time.Second, "metrics", func() error {
+	wait.For(t, 10*time.Second, func() error { // until metrics
 		mfs = scrape(t, base)
 		if v := metricValue(mfs, "chronik_fetch_bytes_out_total", nil); v <= 0 {
 			return fmt.Errorf("chronik_fetch_bytes_out_total = %v", v)

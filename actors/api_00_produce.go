@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
@@ -66,7 +67,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			if rt.Topic == offsetsTopic {
+			if rt.Topic == groups.OffsetsTopic {
 				// Only the group coordinator writes there (Kafka: "Cannot
 				// append to internal topic").
 				sp.ErrorCode = kerr.InvalidTopicException.Code
@@ -89,7 +90,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			ctx.Send(h.pid, &raftactor.Propose{
 				Data:    raftactor.EncodeProduce(rp.Records),
 				ReplyTo: replyTo,
-				Token: func(v any, err error) {
+				Then: func(v any, err error) {
 					if answered {
 						return // timed out; the client retries (idempotently)
 					}

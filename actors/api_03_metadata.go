@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -53,7 +54,7 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 			}
 			g.add()
 			t := c.b.newTopic(n, c.b.cfg.DefaultPartitions, map[string]string{})
-			c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: t},
+			c.proposeController(ctx, raftactor.CreateTopicCmd(t),
 				func(*raftactor.ControllerResult, error) {
 					// Created, or lost a race with another creator: either
 					// way the response reads the metadata afresh.
@@ -83,7 +84,7 @@ func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unkno
 		switch {
 		case t != nil:
 			rt.TopicID = t.ID
-			rt.IsInternal = t.Name == offsetsTopic
+			rt.IsInternal = t.Name == groups.OffsetsTopic
 			for i := range t.Groups {
 				rt.Partitions = append(rt.Partitions, c.partitionMetadata(t, int32(i)))
 			}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.OffsetFetch, handleOffsetFetch) }
@@ -46,7 +48,7 @@ func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
 	}
 	for _, rg := range req.Groups {
 		// v9 names the member of a consumer group (KIP-848).
-		if err := c.b.groups.validateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {
+		if err := c.b.groups.ValidateOffsetFetch(rg.Group, rg.MemberID, rg.MemberEpoch); err != nil {
 			g := kmsg.NewOffsetFetchResponseGroup()
 			g.Group, g.ErrorCode = rg.Group, err.Code
 			resp.Groups = append(resp.Groups, g)
@@ -61,22 +63,21 @@ func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
 func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
 	g := kmsg.NewOffsetFetchResponseGroup()
 	g.Group = group
-	if err := c.b.groups.coordinatorErr(group); err != nil {
+	if err := c.b.groups.CoordinatorErr(group); err != nil {
 		g.ErrorCode = err.Code
 		// Requested partitions still get their rows, for v0-v1 clients.
 		for _, rt := range topics {
 			t := kmsg.NewOffsetFetchResponseGroupTopic()
 			t.Topic = rt.Topic
 			for _, p := range rt.Partitions {
-				t.Partitions = append(t.Partitions, offsetRow(p, storedOffset{Offset: -1, LeaderEpoch: -1}))
+				t.Partitions = append(t.Partitions, offsetRow(p, groups.Offset{Offset: -1, LeaderEpoch: -1}))
 			}
 			g.Topics = append(g.Topics, t)
 		}
 		return g
 	}
-	s := c.b.groups.store(c.b.groups.partitionFor(group))
 	if topics == nil {
-		all := s.offsets(group)
+		all := c.b.groups.CommittedOffsets(group)
 		names := make([]string, 0, len(all))
 		for n := range all {
 			names = append(names, n)
@@ -101,9 +102,9 @@ func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupT
 		t := kmsg.NewOffsetFetchResponseGroupTopic()
 		t.Topic = rt.Topic
 		for _, p := range rt.Partitions {
-			o, ok := s.offset(group, rt.Topic, p)
+			o, ok := c.b.groups.CommittedOffset(group, rt.Topic, p)
 			if !ok {
-				o = storedOffset{Offset: -1, LeaderEpoch: -1}
+				o = groups.Offset{Offset: -1, LeaderEpoch: -1}
 			}
 			t.Partitions = append(t.Partitions, offsetRow(p, o))
 		}
@@ -112,7 +113,7 @@ func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupT
 	return g
 }
 
-func offsetRow(p int32, o storedOffset) kmsg.OffsetFetchResponseGroupTopicPartition {
+func offsetRow(p int32, o groups.Offset) kmsg.OffsetFetchResponseGroupTopicPartition {
 	row := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 	meta := o.Metadata
 	row.Partition, row.Offset, row.LeaderEpoch, row.Metadata = p, o.Offset, o.LeaderEpoch, &meta

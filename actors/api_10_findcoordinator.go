@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.FindCoordinator, handleFindCoordinator) }
@@ -41,7 +43,7 @@ func (c *conn) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 	var err *kerr.Error
 	switch keyType {
 	case 0: // group
-		if h := c.b.replicas.get(offsetsTopic, c.b.groups.partitionFor(key)); h == nil || !h.replica.LeaderReady() {
+		if h := c.b.replicas.get(groups.OffsetsTopic, c.b.groups.PartitionFor(key)); h == nil || !h.replica.LeaderReady() {
 			err = kerr.CoordinatorNotAvailable
 		}
 	case 1: // transaction

@@ -1,12 +1,14 @@
 package actors
 
 // JoinGroup v0-v9: the join phase of the classic protocol, held open until the
-// rebalance completes (group_classic_join.go).
+// rebalance completes (groups/classic_join.go).
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.JoinGroup, handleJoinGroup) }
@@ -14,7 +16,7 @@ func init() { register(kmsg.JoinGroup, handleJoinGroup) }
 func handleJoinGroup(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.JoinGroupRequest)
 	if req.Group == "" {
-		c.respond(r, callError(req, kerr.InvalidGroupID).(kmsg.Response))
+		c.respond(r, groups.CallError(req, kerr.InvalidGroupID).(kmsg.Response))
 		return
 	}
 	c.callGroup(ctx, r, req.Group)

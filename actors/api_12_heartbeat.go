@@ -1,12 +1,14 @@
 package actors
 
 // Heartbeat v0-v4: keeps a classic member alive and tells it of rebalances
-// (group_classic_sync.go).
+// (groups/classic_sync.go).
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.Heartbeat, handleHeartbeat) }
@@ -14,7 +16,7 @@ func init() { register(kmsg.Heartbeat, handleHeartbeat) }
 func handleHeartbeat(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.HeartbeatRequest)
 	if req.Group == "" {
-		c.respond(r, callError(req, kerr.InvalidGroupID).(kmsg.Response))
+		c.respond(r, groups.CallError(req, kerr.InvalidGroupID).(kmsg.Response))
 		return
 	}
 	c.callGroup(ctx, r, req.Group)

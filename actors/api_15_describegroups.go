@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.DescribeGroups, handleDescribeGroups) }
@@ -18,7 +20,7 @@ func handleDescribeGroups(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.DescribeGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	resp.Groups = make([]kmsg.DescribeGroupsResponseGroup, len(req.Groups))
-	c.askGroups(ctx, r, req.Groups, func() any { return &describeOp{} }, func(i int, v any, err *kerr.Error) {
+	c.askGroups(ctx, r, req.Groups, func() any { return &groups.DescribeOp{} }, func(i int, v any, err *kerr.Error) {
 		name := req.Groups[i]
 		d, ok := v.(kmsg.DescribeGroupsResponseGroup)
 		switch {
@@ -28,7 +30,7 @@ func handleDescribeGroups(c *conn, ctx actor.Context, r *request) {
 		case !ok:
 			d = kmsg.NewDescribeGroupsResponseGroup()
 			d.ErrorCode = kerr.CoordinatorNotAvailable.Code // no answer
-		case req.Version >= 6 && d.ErrorCode == 0 && d.State == stateDead.String():
+		case req.Version >= 6 && d.ErrorCode == 0 && d.State == groups.StateDead.String():
 			msg := "Group " + name + " not found."
 			if d.ErrorMessage != nil {
 				msg = *d.ErrorMessage // a consumer group: not a classic one

@@ -16,12 +16,12 @@ func init() { register(kmsg.ListGroups, handleListGroups) }
 func handleListGroups(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	for _, l := range c.b.groups.listGroups() {
-		if !matchesFilter(req.StatesFilter, l.state.String()) || !matchesFilter(req.TypesFilter, l.kind.String()) {
+	for _, l := range c.b.groups.ListGroups() {
+		if !matchesFilter(req.StatesFilter, l.State.String()) || !matchesFilter(req.TypesFilter, l.Kind.String()) {
 			continue
 		}
 		g := kmsg.NewListGroupsResponseGroup()
-		g.Group, g.ProtocolType, g.GroupState, g.GroupType = l.name, l.protocolType, l.state.String(), l.kind.String()
+		g.Group, g.ProtocolType, g.GroupState, g.GroupType = l.Name, l.ProtocolType, l.State.String(), l.Kind.String()
 		resp.Groups = append(resp.Groups, g)
 	}
 	c.respond(r, resp)

@@ -96,7 +96,7 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "create_topic", Topic: c.b.newTopic(rt.Topic, partitions, configs)},
+		c.proposeController(ctx, raftactor.CreateTopicCmd(c.b.newTopic(rt.Topic, partitions, configs)),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -62,14 +63,14 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
-		if name == offsetsTopic {
+		if name == groups.OffsetsTopic {
 			st.ErrorCode = kerr.InvalidRequest.Code // the groups live there
-			msg := "internal topic " + offsetsTopic + " cannot be deleted"
+			msg := "internal topic " + groups.OffsetsTopic + " cannot be deleted"
 			st.ErrorMessage = &msg
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "delete_topic", Name: name},
+		c.proposeController(ctx, raftactor.DeleteTopicCmd(name),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

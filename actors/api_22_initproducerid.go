@@ -25,7 +25,7 @@ func handleInitProducerID(c *conn, ctx actor.Context, r *request) {
 		c.respond(r, resp)
 		return
 	}
-	c.proposeController(ctx, &raftactor.ControllerCmd{Op: "alloc_producer_id"},
+	c.proposeController(ctx, raftactor.AllocProducerIDCmd(),
 		func(res *raftactor.ControllerResult, err error) {
 			switch {
 			case err != nil:

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -42,8 +43,8 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition, "topic '"+rt.Topic+"' does not exist")
 			continue
-		case rt.Topic == offsetsTopic:
-			fail(kerr.InvalidRequest, "the partition count of "+offsetsTopic+" cannot change: groups are mapped to its partitions by it")
+		case rt.Topic == groups.OffsetsTopic:
+			fail(kerr.InvalidRequest, "the partition count of "+groups.OffsetsTopic+" cannot change: groups are mapped to its partitions by it")
 			continue
 		case int(rt.Count) <= len(t.Groups):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", len(t.Groups), rt.Count))
@@ -77,7 +78,7 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, &raftactor.ControllerCmd{Op: "add_partitions", Name: rt.Topic, Count: rt.Count, Replicas: replicas},
+		c.proposeController(ctx, raftactor.AddPartitionsCmd(rt.Topic, rt.Count, replicas),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

@@ -8,6 +8,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.DeleteGroups, handleDeleteGroups) }
@@ -25,7 +27,7 @@ func handleDeleteGroups(c *conn, ctx actor.Context, r *request) {
 			}
 		}
 	}
-	c.askGroups(ctx, r, req.Groups, func() any { return &deleteOp{} }, func(i int, v any, err *kerr.Error) {
+	c.askGroups(ctx, r, req.Groups, func() any { return &groups.DeleteOp{} }, func(i int, v any, err *kerr.Error) {
 		out := &resp.Groups[i]
 		*out = kmsg.NewDeleteGroupsResponseGroup()
 		out.Group = req.Groups[i]

@@ -3,7 +3,7 @@ package actors
 // ConsumerGroupHeartbeat v0-v1 (KIP-848): a consumer group member joins
 // (epoch 0), heartbeats with its epoch and what it owns, and leaves (-1,
 // or -2 for a static member); the coordinator answers with the member's
-// epoch and, when it changed, its assignment (group_consumer*.go). v1
+// epoch and, when it changed, its assignment (groups/consumer*.go). v1
 // (Kafka 4.0, KIP-1082) requires a client-made member id; v0's members
 // are named by the coordinator.
 
@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/protocol"
 )
 
@@ -23,12 +24,12 @@ func handleConsumerGroupHeartbeat(c *conn, ctx actor.Context, r *request) {
 		c.respond(r, consumerHeartbeatError(req, kerr.InvalidRequest, "GroupId can't be empty."))
 		return
 	}
-	if err := c.b.groups.coordinatorErr(req.Group); err != nil {
+	if err := c.b.groups.CoordinatorErr(req.Group); err != nil {
 		c.respond(r, consumerHeartbeatError(req, err, ""))
 		return
 	}
 	root, self := ctx.ActorSystem().Root, ctx.Self()
-	c.b.groups.route(req.Group, &groupCall{op: req, client: c.clientInfo(r), reply: answerOnce(func(v any) {
+	c.b.groups.Route(req.Group, groups.NewCall(req, c.clientInfo(r), func(v any) {
 		// The group answers a response, or an error when it cannot
 		// handle the call at all (it stopped, or is no longer ours).
 		resp, ok := v.(kmsg.Response)
@@ -40,7 +41,7 @@ func handleConsumerGroupHeartbeat(c *conn, ctx actor.Context, r *request) {
 			resp = consumerHeartbeatError(req, err, "")
 		}
 		root.Send(self, &asyncDone{seq: r.seq, frame: protocol.AppendResponse(nil, r.hdr, resp)})
-	})})
+	}))
 }
 
 func consumerHeartbeatError(req *kmsg.ConsumerGroupHeartbeatRequest, err *kerr.Error, msg string) *kmsg.ConsumerGroupHeartbeatResponse {

@@ -10,6 +10,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 )
 
 func init() { register(kmsg.ConsumerGroupDescribe, handleConsumerGroupDescribe) }
@@ -18,7 +20,7 @@ func handleConsumerGroupDescribe(c *conn, ctx actor.Context, r *request) {
 	req := r.req.(*kmsg.ConsumerGroupDescribeRequest)
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	resp.Groups = make([]kmsg.ConsumerGroupDescribeResponseGroup, len(req.Groups))
-	c.askGroups(ctx, r, req.Groups, func() any { return &consumerDescribeOp{} }, func(i int, v any, err *kerr.Error) {
+	c.askGroups(ctx, r, req.Groups, func() any { return &groups.ConsumerDescribeOp{} }, func(i int, v any, err *kerr.Error) {
 		d, ok := v.(kmsg.ConsumerGroupDescribeResponseGroup)
 		if !ok {
 			d = kmsg.NewConsumerGroupDescribeResponseGroup()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/cluster"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
@@ -33,7 +34,7 @@ type Broker struct {
 	controller    *raftactor.Controller
 	controllerPID *actor.PID
 	replicas      *replicaSet
-	groups        *groupCoordinator
+	groups        *groups.Coordinator
 	sessions      *fetchSessions
 
 	metrics    *brokerMetrics
@@ -80,7 +81,10 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	}))
 	b.metrics = newBrokerMetrics(b)
 	b.replicas = newReplicaSet(b)
-	b.groups = newGroupCoordinator(b)
+	b.groups = groups.New(b.sys, groupsNode{b}, groups.Config{
+		OffsetsPartitions: cfg.OffsetsPartitions,
+		OffsetsRetention:  cfg.OffsetsRetention,
+	})
 	if err := b.startController(); err != nil {
 		db.Close()
 		return nil, err
@@ -121,7 +125,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	b.wg.Add(2)
 	go b.accept()
 	go b.tick()
-	b.groups.startSweep()
+	b.groups.Start()
 	b.serving.Store(true)
 	return b, nil
 }
@@ -140,6 +144,7 @@ func (b *Broker) Close() error {
 			b.ln.Close()
 		}
 		b.wg.Wait()
+		b.groups.Stop()
 		// Clients first, so no request reaches a replica being stopped;
 		// then the controller, so no topic spawns replicas after stopAll.
 		b.openConns.Range(func(k, _ any) bool {

@@ -87,9 +87,9 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *frameMsg:
 		c.handleFrame(ctx, m.body)
 	case *raftactor.Result:
-		// Replies to proposals carry their continuation as the token; it
-		// runs here, on the connection's goroutine.
-		m.Token.(func(any, error))(m.Value, m.Err)
+		// Replies to proposals carry their continuation; it runs here, on
+		// the connection's goroutine.
+		m.Run()
 	case *asyncDone:
 		c.complete(m.seq, m.frame)
 	case *deferred:

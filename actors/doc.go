@@ -1,4 +1,8 @@
-// Package actors is the broker node: the listener, one connection actor per
-// client, the per-API request handlers (one file per API key), the node's
-// metadata cache and the replica manager that spawns partition replicas.
+// Package actors is the broker node: the Kafka listener, one connection
+// actor per client, the per-API request handlers (one file per API key,
+// the group APIs' included: they hand their calls to the group
+// coordinator of package groups through group_calls.go), the replica
+// manager that spawns partition replicas (and creates __consumer_offsets),
+// the fetch sessions, and the admin HTTP endpoint (/healthz, /metrics,
+// /v1/cluster).
 package actors

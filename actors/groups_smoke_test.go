@@ -3,9 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,37 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
-
-// startTestBroker runs a node on a free port and a temp dir.
-func startTestBroker(t *testing.T, dir string) *Broker {
-	t.Helper()
-	cfg := cluster.Default()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.KafkaAddr = "127.0.0.1:0"
-	b, err := StartBroker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	return b
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // Two franz-go group members share a 4-partition topic, consume all of it,
 // commit, and the committed offsets read back through OffsetFetch.
@@ -107,7 +75,7 @@ func TestGroupSmokeFranz(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 45*time.Second, "all records consumed", func() error {
+	wait.For(t, 45*time.Second, func() error { // until all records consumed
 		mu.Lock()
 		defer mu.Unlock()
 		if len(seen) < 4*perPartition {
@@ -115,7 +83,7 @@ func TestGroupSmokeFranz(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 30*time.Second, "offsets committed", func() error {
+	wait.For(t, 30*time.Second, func() error { // until offsets committed
 		offs, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return err
@@ -128,7 +96,7 @@ func TestGroupSmokeFranz(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 30*time.Second, "both members in a stable group", func() error {
+	wait.For(t, 30*time.Second, func() error { // until both members in a stable group
 		ds, err := adm.DescribeGroups(ctx, group)
 		if err != nil {
 			return err
@@ -142,7 +110,7 @@ func TestGroupSmokeFranz(t *testing.T) {
 	for _, cl := range members {
 		cl.Close()
 	}
-	waitFor(t, 30*time.Second, "group empty after members leave", func() error {
+	wait.For(t, 30*time.Second, func() error { // until group empty after members leave
 		ls, err := adm.ListGroups(ctx)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
 )
@@ -114,11 +115,11 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		DB:    s.b.db,
 		Log:   storage.LogOptions{SegmentBytes: segBytes},
 	}
-	if t.Name == offsetsTopic {
-		pc.Observer = s.b.groups.store(i)
+	if t.Name == groups.OffsetsTopic {
+		pc.Observer = s.b.groups.Store(i)
 	}
 	pc.Retention = retentionConfig(t.Configs)
-	if t.Name == offsetsTopic {
+	if t.Name == groups.OffsetsTopic {
 		// Only the internal topic for now: compaction runs on the
 		// replica's goroutine and holds every key in memory, fine for
 		// group records, not yet for a large user topic.

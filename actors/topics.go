@@ -119,7 +119,7 @@ func (c *conn) proposeController(ctx actor.Context, cmd *raftactor.ControllerCmd
 	ctx.Send(c.b.controllerPID, &raftactor.Propose{
 		Data:    cmd.Encode(),
 		ReplyTo: ctx.Self(),
-		Token: func(v any, err error) {
+		Then: func(v any, err error) {
 			if err != nil {
 				then(nil, err)
 				return

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ type Config struct {
 	KafkaAddr      string // Kafka listen address, HOST:PORT (port 0 picks one)
 	AdvertisedAddr string // address given to clients; empty means KafkaAddr (as bound)
 	AdminAddr      string // HTTP listen address for /metrics, /healthz, /v1/cluster; empty means none
+	RaftAddr       string // peer transport address HOST:PORT from this node's [[nodes]] entry; empty for the single-node default
+	Rack           string // this node's rack (Kafka broker.rack, KIP-392 follower fetching); empty means none
 	LogLevel       string // debug, info, warn, error
 
 	AutoCreateTopics         bool  // create unknown topics on Metadata when the client allows it
@@ -54,6 +57,7 @@ type Node struct {
 	Kafka   string
 	Raft    string
 	Admin   string
+	Rack    string // optional; empty means none
 	DataDir string
 }
 
@@ -75,7 +79,7 @@ func Default() Config {
 	}
 }
 
-// ApplyNode copies the listen addresses and data directory of the [[nodes]]
+// ApplyNode copies the addresses, rack and data directory of the [[nodes]]
 // entry whose id is c.NodeID into c, and reports whether there was one. The
 // loader calls it once the file is read; callers that change NodeID later
 // (environment, flags) call it again before applying their own addresses, so
@@ -91,6 +95,9 @@ func (c *Config) ApplyNode() bool {
 		// Unlike the others, admin is optional per node: a node without
 		// one runs no admin listener rather than keep another node's.
 		c.AdminAddr = n.Admin
+		// Likewise raft and rack belong to one node and are never inherited.
+		c.RaftAddr = n.Raft
+		c.Rack = n.Rack
 		if n.DataDir != "" {
 			c.DataDir = n.DataDir
 		}
@@ -108,6 +115,7 @@ const (
 	EnvAdvertisedAddr = "CHRONIK_ADVERTISED_ADDR"
 	EnvAdminAddr      = "CHRONIK_ADMIN_ADDR"
 	EnvLogLevel       = "CHRONIK_LOG_LEVEL"
+	EnvRack           = "CHRONIK_RACK"
 )
 
 // ApplyEnv overrides cfg with the CHRONIK_* variables that are set and not
@@ -144,6 +152,9 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 			return fmt.Errorf("%s: %w", EnvAdminAddr, err)
 		}
 		cfg.AdminAddr = v
+	}
+	if v := getenv(EnvRack); v != "" {
+		cfg.Rack = v
 	}
 	if v := getenv(EnvLogLevel); v != "" {
 		if _, err := ParseLogLevel(v); err != nil {
@@ -247,7 +258,7 @@ func (c Config) problems() []problem {
 	if c.NodeID < 1 {
 		add("node_id", "%d is not a node id (ids start at 1)", c.NodeID)
 	} else if len(c.Nodes) > 0 && !c.hasNode(c.NodeID) {
-		add("node_id", "%d is not among the [[nodes]] ids %v", c.NodeID, c.nodeIDs())
+		add("node_id", "%d is not among the [[nodes]] ids %v; node_id, --node-id or %s must name one of them", c.NodeID, c.nodeIDs(), EnvNodeID)
 	}
 	if c.DataDir == "" {
 		add("data_dir", "is empty")
@@ -258,6 +269,9 @@ func (c Config) problems() []problem {
 	}
 	if c.AdminAddr != "" {
 		addErr("admin_addr", CheckListenAddr(c.AdminAddr))
+	}
+	if c.RaftAddr != "" {
+		addErr("raft_addr", CheckListenAddr(c.RaftAddr))
 	}
 	if _, err := ParseLogLevel(c.LogLevel); err != nil {
 		addErr("log_level", err)
@@ -285,6 +299,7 @@ func (c Config) problems() []problem {
 	// would fail in confusing ways long after start.
 	seenID := map[int32]int{}
 	seenAddr := map[string]string{}
+	seenDir := map[string]int{}
 	for i, n := range c.Nodes {
 		at := fmt.Sprintf("nodes[%d]", i)
 		if n.ID < 1 {
@@ -307,15 +322,51 @@ func (c Config) problems() []problem {
 			default:
 				if err := CheckAddr(a.addr); err != nil {
 					addErr(key, err)
-				} else if other, dup := seenAddr[a.addr]; dup {
+				} else if other, dup := seenAddr[addrKey(a.addr)]; dup {
 					add(key, "%q is also used by %s", a.addr, other)
 				} else {
-					seenAddr[a.addr] = key
+					seenAddr[addrKey(a.addr)] = key
 				}
+			}
+		}
+		// Nodes run side by side on one machine (tests, demos) would write
+		// the same Pebble DB and segment files. A node without data_dir
+		// uses the machine's default or --data-dir, so only written ones
+		// are compared.
+		if n.DataDir != "" {
+			d := dirKey(n.DataDir)
+			if j, dup := seenDir[d]; dup {
+				add(at+".data_dir", "%q is also the data_dir of nodes[%d]; nodes sharing a directory would corrupt each other's data", n.DataDir, j)
+			} else {
+				seenDir[d] = i
 			}
 		}
 	}
 	return ps
+}
+
+// addrKey spells a HOST:PORT that CheckAddr accepted the same way however
+// it was written: "H:09092" and "h:9092" are one listener.
+func addrKey(s string) string {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return s
+	}
+	return net.JoinHostPort(strings.ToLower(host), strconv.FormatUint(p, 10))
+}
+
+// dirKey resolves a data directory as the node will open it: relative paths
+// against the working directory, then cleaned, so that "data/n1",
+// "./data/n1/" and its absolute spelling compare equal.
+func dirKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(dir)
 }
 
 func (c Config) hasNode(id int32) bool {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +24,14 @@ id = 1
 kafka = "127.0.0.1:9092"
 raft  = "127.0.0.1:5001"
 admin = "127.0.0.1:8081"
+rack = "r1"
 data_dir = "data/node1"
 
 [[nodes]]
 id = 2
 kafka = "127.0.0.1:9093"
 raft  = "127.0.0.1:5002"
+rack = "r2"
 data_dir = "data/node2"
 
 [[nodes]]
@@ -59,7 +63,11 @@ func TestLoadFile(t *testing.T) {
 	if cfg.SegmentBytes != 1<<20 || cfg.FlushInterval != 250*time.Millisecond {
 		t.Errorf("segment_bytes/flush_interval not applied: %d %v", cfg.SegmentBytes, cfg.FlushInterval)
 	}
-	if len(cfg.Nodes) != 3 || cfg.Nodes[0].Admin != "127.0.0.1:8081" || cfg.Nodes[2].DataDir != "" {
+	if cfg.RaftAddr != "127.0.0.1:5002" || cfg.Rack != "r2" {
+		t.Errorf("node 2's raft/rack not applied: %q %q", cfg.RaftAddr, cfg.Rack)
+	}
+	if len(cfg.Nodes) != 3 || cfg.Nodes[0].Admin != "127.0.0.1:8081" || cfg.Nodes[2].DataDir != "" ||
+		cfg.Nodes[0].Rack != "r1" || cfg.Nodes[2].Rack != "" || cfg.Nodes[2].Raft != "127.0.0.1:5003" {
 		t.Errorf("nodes: %+v", cfg.Nodes)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -134,6 +142,31 @@ func TestLoadFileErrors(t *testing.T) {
 		{"raft missing", node("1", `"h:1"`) + "[[nodes]]\nid = 2\nkafka = \"h:2\"\n", 5, "nodes[1].raft", "missing"},
 		{"same address", node("1", `"h:1"`) + node("2", `"h:1"`), 7, "nodes[1].kafka", "also used by nodes[0].kafka"},
 		{"admin", node("1", `"h:1"`) + "admin = \"h:0\"\n", 5, "nodes[0].admin", "port 0"},
+
+		// Unknown keys below the top level and in every table spelling.
+		{"unknown subtable", "[cluster.sub]\nx = 1\n", 1, "cluster.sub", "unknown key (known here: auto_create_topics"},
+		{"unknown dotted", "[cluster]\nsub.x = 1\n", 2, "cluster.sub.x", "unknown key (known here: auto_create_topics"},
+		{"unknown dotted top", "cluster.rf = 1\n", 1, "cluster.rf", "unknown key (known here: auto_create_topics"},
+		{"unknown node subtable", node("1", `"h:1"`) + "[nodes.extra]\nx = 1\n", 5, "nodes[0].extra", "unknown key (known here: admin, data_dir, id, kafka, rack, raft)"},
+		{"unknown node array", node("1", `"h:1"`) + "[[nodes.sub]]\nx = 1\n", 5, "nodes[0].sub[0]", "unknown key (known here: admin"},
+		{"unknown inline node", "nodes = [\n  {id = 1, kafka = \"h:1\", port = 3},\n]\n", 2, "nodes[0].port", "unknown key (known here: admin, data_dir, id, kafka, rack, raft)"},
+		{"unknown second node", node("1", `"h:1"`) + node("2", `"h:2"`) + "zone = \"a\"\n", 9, "nodes[1].zone", "unknown key"},
+		{"array for cluster", "[[cluster]]\npartitions = 1\n", 1, "cluster[0]", "is an array of tables ([[cluster]]), not a table"},
+		{"string for offsets", "[cluster]\noffsets_partitions = \"8\"\n", 2, "cluster.offsets_partitions", `"8" (a TOML string) is not an integer`},
+		{"int for rack", node("1", `"h:1"`) + "rack = 1\n", 5, "nodes[0].rack", "1 (a TOML integer) is not a string"},
+
+		// A multi-node cluster.
+		{"rf above nodes", "[cluster]\nreplication_factor = 3\n" + node("1", `"h:1"`) + node("2", `"h:2"`), 2, "cluster.replication_factor", "3 is more than the 2 nodes listed"},
+		{"raft not host:port", "[[nodes]]\nid = 1\nkafka = \"h:1\"\nraft = \"5001\"\n", 4, "nodes[0].raft", `"5001" is not HOST:PORT`},
+		{"admin not host:port", node("1", `"h:1"`) + "admin = \"h\"\n", 5, "nodes[0].admin", `"h" is not HOST:PORT`},
+		{"same raft", "[[nodes]]\nid = 1\nkafka = \"h:1\"\nraft = \"h:7\"\n[[nodes]]\nid = 2\nkafka = \"h:2\"\nraft = \"h:7\"\n",
+			8, "nodes[1].raft", `"h:7" is also used by nodes[0].raft`},
+		{"same admin", node("1", `"h:1"`) + "admin = \"h:8\"\n" + node("2", `"h:2"`) + "admin = \"h:8\"\n",
+			10, "nodes[1].admin", `"h:8" is also used by nodes[0].admin`},
+		{"kafka is other raft", node("1", `"h:1"`) + node("2", `"h:51"`), 7, "nodes[1].kafka", "also used by nodes[0].raft"},
+		{"same address spelled apart", node("1", `"Host:9092"`) + node("2", `"host:09092"`), 7, "nodes[1].kafka", "also used by nodes[0].kafka"},
+		{"same data_dir", node("1", `"h:1"`) + "data_dir = \"data/n1\"\n" + node("2", `"h:2"`) + "data_dir = \"./data//n1/\"\n",
+			10, "nodes[1].data_dir", `"./data//n1/" is also the data_dir of nodes[0]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,19 +221,28 @@ func TestNodeIDAfterFile(t *testing.T) {
 	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.KafkaAddr != "127.0.0.1:9092" || cfg.DataDir != "data/node1" || cfg.AdminAddr != "127.0.0.1:8081" {
-		t.Errorf("default node 1 not applied: %q %q %q", cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr)
+	if cfg.KafkaAddr != "127.0.0.1:9092" || cfg.DataDir != "data/node1" || cfg.AdminAddr != "127.0.0.1:8081" ||
+		cfg.RaftAddr != "127.0.0.1:5001" || cfg.Rack != "r1" {
+		t.Errorf("default node 1 not applied: %q %q %q %q %q", cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr, cfg.RaftAddr, cfg.Rack)
 	}
 	env := map[string]string{EnvNodeID: "3", EnvDataDir: "/srv/n3"}
 	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	// Node 3 has no admin address: it must not keep node 1's.
-	if cfg.NodeID != 3 || cfg.KafkaAddr != "127.0.0.1:9094" || cfg.DataDir != "/srv/n3" || cfg.AdminAddr != "" {
-		t.Errorf("env: id %d kafka %q dir %q admin %q", cfg.NodeID, cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr)
+	// Node 3 has no admin address and no rack: it must not keep node 1's.
+	if cfg.NodeID != 3 || cfg.KafkaAddr != "127.0.0.1:9094" || cfg.DataDir != "/srv/n3" || cfg.AdminAddr != "" ||
+		cfg.RaftAddr != "127.0.0.1:5003" || cfg.Rack != "" {
+		t.Errorf("env: id %d kafka %q dir %q admin %q raft %q rack %q",
+			cfg.NodeID, cfg.KafkaAddr, cfg.DataDir, cfg.AdminAddr, cfg.RaftAddr, cfg.Rack)
+	}
+	// CHRONIK_RACK wins over the entry's rack.
+	env = map[string]string{EnvNodeID: "1", EnvRack: "r9"}
+	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil || cfg.Rack != "r9" || cfg.RaftAddr != "127.0.0.1:5001" {
+		t.Errorf("CHRONIK_RACK: %v rack %q raft %q", err, cfg.Rack, cfg.RaftAddr)
 	}
 	cfg.NodeID = 7
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "node_id: 7 is not among the [[nodes]] ids [1 2 3]") ||
+		!strings.Contains(err.Error(), "--node-id") {
 		t.Errorf("Validate: %v", err)
 	}
 }
@@ -209,13 +251,15 @@ func TestApplyEnv(t *testing.T) {
 	env := map[string]string{
 		EnvNodeID: "4", EnvDataDir: "/d", EnvKafkaAddr: "0.0.0.0:19092",
 		EnvAdvertisedAddr: "broker4:19092", EnvAdminAddr: "0.0.0.0:18081", EnvLogLevel: "debug",
+		EnvRack: "rack-b",
 	}
 	cfg := Default()
 	if err := ApplyEnv(&cfg, func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.NodeID != 4 || cfg.DataDir != "/d" || cfg.KafkaAddr != "0.0.0.0:19092" ||
-		cfg.AdvertisedAddr != "broker4:19092" || cfg.AdminAddr != "0.0.0.0:18081" || cfg.LogLevel != "debug" {
+		cfg.AdvertisedAddr != "broker4:19092" || cfg.AdminAddr != "0.0.0.0:18081" || cfg.LogLevel != "debug" ||
+		cfg.Rack != "rack-b" {
 		t.Errorf("got %+v", cfg)
 	}
 
@@ -253,6 +297,7 @@ func TestValidate(t *testing.T) {
 		{func(c *Config) { c.KafkaAddr = "localhost" }, "key kafka_addr:"},
 		{func(c *Config) { c.AdvertisedAddr = "h:0" }, "key advertised_addr:"},
 		{func(c *Config) { c.AdminAddr = "localhost" }, "key admin_addr:"},
+		{func(c *Config) { c.RaftAddr = "localhost" }, "key raft_addr:"},
 		{func(c *Config) { c.LogLevel = "trace" }, "key log_level:"},
 		{func(c *Config) { c.DefaultPartitions = -1 }, "key cluster.partitions:"},
 		{func(c *Config) { c.FlushInterval = 0 }, "key cluster.flush_interval:"},
@@ -293,5 +338,78 @@ func TestOffsetsSettings(t *testing.T) {
 	err := LoadFile(path, &cfg)
 	if err == nil || !strings.Contains(err.Error(), ":3: key cluster.offsets_partitions") {
 		t.Fatalf("offsets_partitions = 0: %v", err)
+	}
+}
+
+// TestDataDirResolved compares data directories as the nodes will open
+// them: a relative one against the working directory.
+func TestDataDirResolved(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(wd, "data", "n1")
+	doc := "[[nodes]]\nid = 1\nkafka = \"h:1\"\nraft = \"h:2\"\ndata_dir = \"data/n1\"\n" +
+		"[[nodes]]\nid = 2\nkafka = \"h:3\"\nraft = \"h:4\"\ndata_dir = " + strconv.Quote(abs) + "\n"
+	path := writeFile(t, doc)
+	cfg := Default()
+	err = LoadFile(path, &cfg)
+	want := path + ":10: key nodes[1].data_dir: " + strconv.Quote(abs) + " is also the data_dir of nodes[0]"
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("got %v, want %s", err, want)
+	}
+
+	// Nodes that leave data_dir out each use their machine's default or
+	// --data-dir; they are not taken to share one.
+	doc = "[[nodes]]\nid = 1\nkafka = \"a:1\"\nraft = \"a:2\"\n[[nodes]]\nid = 2\nkafka = \"b:1\"\nraft = \"b:2\"\n"
+	cfg = Default()
+	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
+		t.Errorf("nodes without data_dir: %v", err)
+	}
+}
+
+// TestOneNodeFile: a single [[nodes]] entry needs no raft address, and the
+// single-node default is what it was.
+func TestOneNodeFile(t *testing.T) {
+	cfg := Default()
+	doc := "[[nodes]]\nid = 1\nkafka = \"127.0.0.1:19092\"\ndata_dir = \"d\"\n"
+	if err := LoadFile(writeFile(t, doc), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KafkaAddr != "127.0.0.1:19092" || cfg.DataDir != "d" || cfg.RaftAddr != "" || cfg.Rack != "" || len(cfg.Nodes) != 1 {
+		t.Errorf("one node: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	d := Default()
+	if d.NodeID != 1 || d.DataDir != "./data" || d.KafkaAddr != "127.0.0.1:9092" || d.AdminAddr != "" ||
+		d.RaftAddr != "" || d.Rack != "" || d.Nodes != nil || d.DefaultReplicationFactor != 1 || d.DefaultPartitions != 1 {
+		t.Errorf("default changed: %+v", d)
+	}
+}
+
+// TestSchemaMatchesTags keeps the error wording's key list in step with
+// the keys the decoder accepts.
+func TestSchemaMatchesTags(t *testing.T) {
+	for table, typ := range map[string]reflect.Type{
+		"":        reflect.TypeOf(fileDoc{}),
+		"cluster": reflect.TypeOf(fileCluster{}),
+		"nodes":   reflect.TypeOf(fileNode{}),
+	} {
+		tags := map[string]bool{}
+		for i := 0; i < typ.NumField(); i++ {
+			tags[typ.Field(i).Tag.Get("toml")] = true
+		}
+		for k := range schema[table] {
+			if !tags[k] {
+				t.Errorf("schema[%q] has %q, which %v does not decode", table, k, typ)
+			}
+		}
+		for k := range tags {
+			if _, ok := schema[table][k]; !ok {
+				t.Errorf("%v decodes %q, which schema[%q] lacks", typ, k, table)
+			}
+		}
 	}
 }

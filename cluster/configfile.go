@@ -65,6 +65,7 @@ type fileNode struct {
 	Kafka   *string `toml:"kafka"`
 	Raft    *string `toml:"raft"`
 	Admin   *string `toml:"admin"`
+	Rack    *string `toml:"rack"`
 	DataDir *string `toml:"data_dir"`
 }
 
@@ -75,19 +76,20 @@ var schema = map[string]map[string]string{
 	"cluster": {
 		"replication_factor": "an integer", "partitions": "an integer",
 		"auto_create_topics": "a boolean", "segment_bytes": "an integer",
-		"flush_interval": `a duration string such as "1s"`,
+		"flush_interval":     `a duration string such as "1s"`,
+		"offsets_partitions": "an integer", "offsets_retention_minutes": "an integer",
 	},
 	"nodes": {
 		"id": "an integer", "kafka": "a string", "raft": "a string",
-		"admin": "a string", "data_dir": "a string",
+		"admin": "a string", "rack": "a string", "data_dir": "a string",
 	},
 }
 
 // LoadFile reads cluster.toml at path into cfg. Keys absent from the file
 // leave cfg as it was; on error cfg is unchanged. Once loaded, the entry of
-// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr, AdminAddr and DataDir
-// (relative data_dir values are relative to the working directory, as flags
-// are).
+// [[nodes]] whose id is cfg.NodeID supplies KafkaAddr, RaftAddr, AdminAddr,
+// Rack and DataDir (relative data_dir values are relative to the working
+// directory, as flags are).
 //
 // Only settings that come from the file are checked here, with their line;
 // the node id and addresses may still change through the environment and
@@ -179,6 +181,7 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 			n.Kafka = deref(fn.Kafka)
 			n.Raft = deref(fn.Raft)
 			n.Admin = deref(fn.Admin)
+			n.Rack = deref(fn.Rack)
 			n.DataDir = deref(fn.DataDir)
 		}
 	}
@@ -230,7 +233,7 @@ func decodeError(name string, idx keyIndex, err error) error {
 		de := &strict.Errors[0]
 		line, _ := de.Position()
 		key := idx.resolve(line, de.Key())
-		return &FileError{File: name, Line: line, Key: key, Err: unknownKey(de.Key())}
+		return &FileError{File: name, Line: line, Key: key, Err: unknownKey(key)}
 	}
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
@@ -242,9 +245,12 @@ func decodeError(name string, idx keyIndex, err error) error {
 		return &FileError{File: name, Line: line, Err: errors.New(msg)}
 	}
 	key := idx.resolve(line, de.Key())
+	table, last := splitKey(key)
+	want := schema[table][last]
 	switch m := gotType.FindStringSubmatch(msg); {
+	case strings.Contains(msg, "cannot store an array table") && want != "":
+		msg = fmt.Sprintf("is an array of tables ([[%s]]), not %s", strings.Join(de.Key(), "."), want)
 	case m != nil:
-		want := schema[tableOf(de.Key())][de.Key()[len(de.Key())-1]]
 		if want == "" {
 			want = "another type"
 		}
@@ -261,17 +267,26 @@ func decodeError(name string, idx keyIndex, err error) error {
 	return &FileError{File: name, Line: line, Key: key, Err: errors.New(msg)}
 }
 
-// tableOf names the schema table a key lives in: "" for the top level.
-func tableOf(k toml.Key) string {
-	if len(k) < 2 {
-		return ""
+// splitKey splits an indexed key path ("nodes[1].kafka") into the schema
+// table it lives in ("nodes"; "" for the top level) and its last part.
+func splitKey(key string) (table, last string) {
+	plain := arrayIndex.ReplaceAllString(key, "")
+	i := strings.LastIndex(plain, ".")
+	if i < 0 {
+		return "", plain
 	}
-	return strings.Join(k[:len(k)-1], ".")
+	return plain[:i], plain[i+1:]
 }
 
-func unknownKey(k toml.Key) error {
-	table := tableOf(k)
+// unknownKey words the error for key, listing the keys known in the
+// closest enclosing table the schema has (for cluster.sub.x, [cluster]'s).
+func unknownKey(key string) error {
+	table, last := splitKey(key)
 	known, ok := schema[table]
+	for !ok && table != "" {
+		table, last = splitKey(table)
+		known, ok = schema[table]
+	}
 	if !ok {
 		return errors.New("unknown key")
 	}
@@ -283,7 +298,7 @@ func unknownKey(k toml.Key) error {
 	msg := fmt.Sprintf("unknown key (known here: %s)", strings.Join(names, ", "))
 	// A top-level key written below a [table] header belongs to that table
 	// in TOML; that is the usual way node_id ends up "unknown".
-	if _, top := schema[""][k[len(k)-1]]; top && table != "" {
+	if _, top := schema[""][last]; top && table != "" {
 		msg += "; top-level keys go before the first [table]"
 	}
 	return errors.New(msg)

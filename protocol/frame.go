@@ -44,7 +44,7 @@ func ReadFrame(r io.Reader, max int32) ([]byte, error) {
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			// The size promised a body: running out here is a truncation.
 			err = io.ErrUnexpectedEOF
 		}

@@ -2,6 +2,7 @@ package raftactor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -33,6 +34,17 @@ type Metadata struct {
 	byID map[[16]byte]*Topic
 }
 
+// NewMetadata is metadata holding topics, indexed as the controller's is,
+// for readers of metadata that run without a controller (fakes in tests).
+func NewMetadata(topics ...*Topic) *Metadata {
+	m := &Metadata{Topics: make(map[string]*Topic, len(topics))}
+	for _, t := range topics {
+		m.Topics[t.Name] = t
+	}
+	m.index()
+	return m
+}
+
 // TopicByID finds a topic by its id.
 func (m *Metadata) TopicByID(id [16]byte) *Topic { return m.byID[id] }
 
@@ -51,11 +63,38 @@ func (m *Metadata) index() {
 	}
 }
 
-// ControllerCmd is a command to the controller state machine.
+// ControllerOp names a controller command. The values are the encoded
+// form stored in the controller's raft log, so they never change.
+type ControllerOp string
+
+const (
+	OpCreateTopic     ControllerOp = "create_topic"
+	OpDeleteTopic     ControllerOp = "delete_topic"
+	OpAddPartitions   ControllerOp = "add_partitions"
+	OpAllocProducerID ControllerOp = "alloc_producer_id"
+)
+
+// CreateTopicCmd creates t (its raft groups are assigned at apply).
+func CreateTopicCmd(t *Topic) *ControllerCmd { return &ControllerCmd{Op: OpCreateTopic, Topic: t} }
+
+// DeleteTopicCmd deletes the topic called name.
+func DeleteTopicCmd(name string) *ControllerCmd { return &ControllerCmd{Op: OpDeleteTopic, Name: name} }
+
+// AddPartitionsCmd grows topic name to count partitions, placed on
+// replicas (one set per new partition), or where partition 0 is when nil.
+func AddPartitionsCmd(name string, count int32, replicas [][]int32) *ControllerCmd {
+	return &ControllerCmd{Op: OpAddPartitions, Name: name, Count: count, Replicas: replicas}
+}
+
+// AllocProducerIDCmd allocates the next producer id.
+func AllocProducerIDCmd() *ControllerCmd { return &ControllerCmd{Op: OpAllocProducerID} }
+
+// ControllerCmd is a command to the controller state machine; build it
+// with the constructors above.
 type ControllerCmd struct {
-	Op    string `json:"op"` // create_topic, delete_topic, add_partitions, alloc_producer_id
-	Topic *Topic `json:"topic,omitempty"`
-	Name  string `json:"name,omitempty"`
+	Op    ControllerOp `json:"op"`
+	Topic *Topic       `json:"topic,omitempty"`
+	Name  string       `json:"name,omitempty"`
 	// add_partitions grows topic Name to Count partitions, placed on
 	// Replicas when it names one set per new partition, else where
 	// partition 0 is.
@@ -107,7 +146,7 @@ func OpenController(db *storage.DB, onChange func(old, cur *Metadata)) (*Control
 		if st.Metadata.Topics == nil {
 			st.Metadata.Topics = map[string]*Topic{}
 		}
-	case err != storage.ErrNotFound:
+	case !errors.Is(err, storage.ErrNotFound):
 		return nil, 0, err
 	}
 	st.Metadata.index()
@@ -134,7 +173,7 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 	cur := old.clone()
 	res := &ControllerResult{}
 	switch cmd.Op {
-	case "create_topic":
+	case OpCreateTopic:
 		t := cmd.Topic
 		if t == nil {
 			res.Err = kerr.InvalidRequest
@@ -152,7 +191,7 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 		}
 		cur.Topics[t.Name] = &nt
 		res.Topic = &nt
-	case "delete_topic":
+	case OpDeleteTopic:
 		t, ok := cur.Topics[cmd.Name]
 		if !ok {
 			res.Err = kerr.UnknownTopicOrPartition
@@ -160,7 +199,7 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 		}
 		delete(cur.Topics, cmd.Name)
 		res.Topic = t
-	case "add_partitions":
+	case OpAddPartitions:
 		t, ok := cur.Topics[cmd.Name]
 		if !ok {
 			res.Err = kerr.UnknownTopicOrPartition
@@ -190,7 +229,7 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 		}
 		cur.Topics[cmd.Name] = &nt
 		res.Topic = &nt
-	case "alloc_producer_id":
+	case OpAllocProducerID:
 		res.ProducerID = cur.NextProducerID
 		cur.NextProducerID++
 	default:

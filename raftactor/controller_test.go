@@ -62,16 +62,16 @@ func TestControllerApply(t *testing.T) {
 		t.Fatalf("fresh metadata %+v", md)
 	}
 
-	r := applyCmd(t, c, 2, &ControllerCmd{Op: "create_topic", Topic: topic("a", 3)})
+	r := applyCmd(t, c, 2, CreateTopicCmd(topic("a", 3)))
 	if r.Err != nil || !slices.Equal(r.Topic.Groups, []uint64{1, 2, 3}) {
 		t.Fatalf("create a: %+v", r)
 	}
-	r = applyCmd(t, c, 3, &ControllerCmd{Op: "create_topic", Topic: topic("b", 2)})
+	r = applyCmd(t, c, 3, CreateTopicCmd(topic("b", 2)))
 	if r.Err != nil || !slices.Equal(r.Topic.Groups, []uint64{4, 5}) {
 		t.Fatalf("create b: %+v", r)
 	}
 	before := c.Metadata()
-	r = applyCmd(t, c, 4, &ControllerCmd{Op: "create_topic", Topic: topic("a", 1)})
+	r = applyCmd(t, c, 4, CreateTopicCmd(topic("a", 1)))
 	if r.Err != kerr.TopicAlreadyExists {
 		t.Fatalf("duplicate create: %+v, want TOPIC_ALREADY_EXISTS", r)
 	}
@@ -89,13 +89,13 @@ func TestControllerApply(t *testing.T) {
 	}
 
 	for i, want := range []int64{1000, 1001} {
-		r = applyCmd(t, c, uint64(5+i), &ControllerCmd{Op: "alloc_producer_id"})
+		r = applyCmd(t, c, uint64(5+i), AllocProducerIDCmd())
 		if r.Err != nil || r.ProducerID != want {
 			t.Fatalf("alloc: %+v, want %d", r, want)
 		}
 	}
 
-	r = applyCmd(t, c, 7, &ControllerCmd{Op: "delete_topic", Name: "a"})
+	r = applyCmd(t, c, 7, DeleteTopicCmd("a"))
 	if r.Err != nil || r.Topic == nil || r.Topic.Name != "a" {
 		t.Fatalf("delete a: %+v", r)
 	}
@@ -105,13 +105,13 @@ func TestControllerApply(t *testing.T) {
 	if before.Topics["a"] == nil {
 		t.Fatal("delete changed an earlier metadata snapshot")
 	}
-	if r = applyCmd(t, c, 8, &ControllerCmd{Op: "delete_topic", Name: "a"}); r.Err != kerr.UnknownTopicOrPartition {
+	if r = applyCmd(t, c, 8, DeleteTopicCmd("a")); r.Err != kerr.UnknownTopicOrPartition {
 		t.Fatalf("second delete: %+v, want UNKNOWN_TOPIC_OR_PARTITION", r)
 	}
 	if r = applyCmd(t, c, 9, &ControllerCmd{Op: "no_such_op"}); r.Err != kerr.InvalidRequest {
 		t.Fatalf("unknown op: %+v", r)
 	}
-	if r = applyCmd(t, c, 10, &ControllerCmd{Op: "create_topic"}); r.Err != kerr.InvalidRequest {
+	if r = applyCmd(t, c, 10, CreateTopicCmd(nil)); r.Err != kerr.InvalidRequest {
 		t.Fatalf("create without a topic: %+v", r)
 	}
 	if r, _ := c.Apply(11, 2, []byte("{not json")).(*ControllerResult); r == nil || r.Err != kerr.InvalidRequest {
@@ -132,10 +132,10 @@ func TestControllerApply(t *testing.T) {
 	if md.TopicByID(topic("b", 0).ID) == nil {
 		t.Fatal("TopicByID not rebuilt after reopen")
 	}
-	if r = applyCmd(t, c, 12, &ControllerCmd{Op: "alloc_producer_id"}); r.ProducerID != 1002 {
+	if r = applyCmd(t, c, 12, AllocProducerIDCmd()); r.ProducerID != 1002 {
 		t.Fatalf("alloc after reopen: %d, want 1002", r.ProducerID)
 	}
-	if r = applyCmd(t, c, 13, &ControllerCmd{Op: "create_topic", Topic: topic("c", 1)}); !slices.Equal(r.Topic.Groups, []uint64{6}) {
+	if r = applyCmd(t, c, 13, CreateTopicCmd(topic("c", 1))); !slices.Equal(r.Topic.Groups, []uint64{6}) {
 		t.Fatalf("create after reopen: groups %v, want [6]", r.Topic.Groups)
 	}
 }
@@ -181,14 +181,14 @@ func TestControllerThroughReplica(t *testing.T) {
 	dir := t.TempDir()
 	n := startController(t, dir)
 	defer func() { n.stop() }()
-	if r := n.do(&ControllerCmd{Op: "create_topic", Topic: topic("orders", 2)}); r.Err != nil {
+	if r := n.do(CreateTopicCmd(topic("orders", 2))); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if r := n.do(&ControllerCmd{Op: "create_topic", Topic: topic("orders", 1)}); r.Err != kerr.TopicAlreadyExists {
+	if r := n.do(CreateTopicCmd(topic("orders", 1))); r.Err != kerr.TopicAlreadyExists {
 		t.Fatalf("duplicate: %v", r.Err)
 	}
 	for want := int64(1000); want < 1003; want++ {
-		if r := n.do(&ControllerCmd{Op: "alloc_producer_id"}); r.ProducerID != want {
+		if r := n.do(AllocProducerIDCmd()); r.ProducerID != want {
 			t.Fatalf("producer id %d, want %d", r.ProducerID, want)
 		}
 	}
@@ -199,10 +199,10 @@ func TestControllerThroughReplica(t *testing.T) {
 	if md := n.c.Metadata(); md.Topics["orders"] == nil || md.NextProducerID != 1003 || md.NextGroup != 3 {
 		t.Fatalf("metadata after restart: %+v", md)
 	}
-	if r := n.do(&ControllerCmd{Op: "alloc_producer_id"}); r.ProducerID != 1003 {
+	if r := n.do(AllocProducerIDCmd()); r.ProducerID != 1003 {
 		t.Fatalf("producer id after restart %d, want 1003", r.ProducerID)
 	}
-	if r := n.do(&ControllerCmd{Op: "delete_topic", Name: "orders"}); r.Err != nil {
+	if r := n.do(DeleteTopicCmd("orders")); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	n.stop()
@@ -222,9 +222,9 @@ func TestControllerThroughReplica(t *testing.T) {
 func TestControllerAppliedAheadOfCommit(t *testing.T) {
 	dir := t.TempDir()
 	n := startController(t, dir)
-	n.do(&ControllerCmd{Op: "create_topic", Topic: topic("x", 1)})
-	n.do(&ControllerCmd{Op: "alloc_producer_id"})
-	n.do(&ControllerCmd{Op: "alloc_producer_id"})
+	n.do(CreateTopicCmd(topic("x", 1)))
+	n.do(AllocProducerIDCmd())
+	n.do(AllocProducerIDCmd())
 	n.stop()
 
 	db := openDB(t, dir)
@@ -254,7 +254,7 @@ func TestControllerAppliedAheadOfCommit(t *testing.T) {
 	}()
 	defer func() { n.stop() }()
 	n.pn.waitLeaderReady()
-	if r := n.do(&ControllerCmd{Op: "alloc_producer_id"}); r.ProducerID != 1002 {
+	if r := n.do(AllocProducerIDCmd()); r.ProducerID != 1002 {
 		t.Fatalf("producer id %d after the restart, want 1002 (no entry applied twice)", r.ProducerID)
 	}
 	if md := n.c.Metadata(); md.NextGroup != 2 || len(md.Topics) != 1 {

@@ -85,18 +85,6 @@ func waitResults(t *testing.T, ch <-chan *Result, n int) map[any]*Result {
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func produceResult(t *testing.T, r *Result) *ProduceResult {
 	t.Helper()
 	if r.Err != nil {

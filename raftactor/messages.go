@@ -13,14 +13,21 @@ const CommandHeader = 8
 // NewCommand allocates a command with n payload bytes after the header.
 func NewCommand(n int) []byte { return make([]byte, CommandHeader+n) }
 
+// Then is what the proposer does with a proposal's outcome, run by
+// whoever receives the Result (on its own goroutine): v is what Apply
+// returned, err is set when the command was never applied.
+type Then func(v any, err error)
+
 // Propose asks a replica to replicate Data (a state-machine command built
 // with NewCommand, owned by the replica from now on) and
-// answer ReplyTo with a *Result carrying Token once it is applied. A reply
-// by message rather than a future keeps the hot path at one-way sends.
+// answer ReplyTo with a *Result carrying Token and Then once it is
+// applied. A reply by message rather than a future keeps the hot path at
+// one-way sends.
 type Propose struct {
 	Data    []byte
 	ReplyTo *actor.PID
-	Token   any
+	Token   any  // opaque to the replica: a proposer's correlation value
+	Then    Then // optional continuation, handed back in the Result
 }
 
 // Result answers a Propose: Value is what the state machine's Apply
@@ -29,8 +36,16 @@ type Propose struct {
 // still be applied when the replica restarts.
 type Result struct {
 	Token any
+	Then  Then
 	Value any
 	Err   error
+}
+
+// Run calls the proposal's continuation, if it has one.
+func (r *Result) Run() {
+	if r.Then != nil {
+		r.Then(r.Value, r.Err)
+	}
 }
 
 // Tick is the node ticker's heartbeat to every replica.

@@ -139,7 +139,7 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 		if err := json.Unmarshal(v, &cp); err != nil {
 			return nil, 0, fmt.Errorf("partition %s: checkpoint: %w", cfg.Dir, err)
 		}
-	case err != storage.ErrNotFound:
+	case !errors.Is(err, storage.ErrNotFound):
 		return nil, 0, err
 	}
 	if err := storage.RemoveCompactionLeftovers(cfg.Dir); err != nil {

@@ -278,7 +278,7 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 
 func (r *Replica) reply(ctx actor.Context, p *Propose, v any, err error) {
 	if p.ReplyTo != nil {
-		ctx.Send(p.ReplyTo, &Result{Token: p.Token, Value: v, Err: err})
+		ctx.Send(p.ReplyTo, &Result{Token: p.Token, Then: p.Then, Value: v, Err: err})
 	}
 }
 

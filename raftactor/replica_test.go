@@ -16,6 +16,7 @@ import (
 
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/storage"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 const testGroup uint64 = 5
@@ -295,7 +296,13 @@ func TestReplicaProduceReadAndReopen(t *testing.T) {
 	if pr := n.produce(b); pr.BaseOffset != next {
 		t.Fatalf("batch after reopen at %d, want %d", pr.BaseOffset, next)
 	}
-	waitFor(t, "the batch after reopen to be visible", func() bool { return n.sm.View().HighWatermark() == next+2 })
+	// The batch after reopen becomes visible.
+	wait.For(t, 10*time.Second, func() error {
+		if hw := n.sm.View().HighWatermark(); hw != next+2 {
+			return fmt.Errorf("high watermark %d, want %d", hw, next+2)
+		}
+		return nil
+	})
 	hs := n.checkLog(batches)
 	if got := hs[len(hs)-1].PartitionLeaderEpoch; got != term2 {
 		t.Fatalf("new batch epoch %d, want %d", got, term2)
@@ -332,7 +339,13 @@ func TestReplicaHoldsProposalsUntilLeader(t *testing.T) {
 	if pr.BaseOffset != 0 {
 		t.Fatalf("held proposal at %d, want 0", pr.BaseOffset)
 	}
-	waitFor(t, "the held batch to be visible", func() bool { return n.sm.View().HighWatermark() == 1 })
+	// The held batch becomes visible.
+	wait.For(t, 10*time.Second, func() error {
+		if hw := n.sm.View().HighWatermark(); hw != 1 {
+			return fmt.Errorf("high watermark %d, want %d", hw, 1)
+		}
+		return nil
+	})
 	n.checkLog([][]byte{b})
 }
 
@@ -370,10 +383,13 @@ func TestReplicaCheckpointTrimAndReopen(t *testing.T) {
 	}
 	// Every Ready applies more than CheckpointBytes; a tick starts the
 	// checkpoint the last apply found one already running for.
-	waitFor(t, "a checkpoint covering every batch", func() bool {
+	wait.For(t, 10*time.Second, func() error {
 		n.sys.Root.Send(n.pid, &Tick{})
 		cp, ok := n.checkpoint()
-		return ok && cp.Position.NextOffset == 12
+		if !ok || cp.Position.NextOffset != 12 {
+			return fmt.Errorf("no checkpoint covering every batch yet (have one: %v, next offset %d, want 12)", ok, cp.Position.NextOffset)
+		}
+		return nil
 	})
 	cp, _ := n.checkpoint()
 	n.stop()
@@ -402,7 +418,13 @@ func TestReplicaCheckpointTrimAndReopen(t *testing.T) {
 	plain := testBatch("plain", 1)
 	batches = append(batches, plain)
 	n.produce(plain)
-	waitFor(t, "the new batches to be visible", func() bool { return n.sm.View().HighWatermark() == 19 })
+	// The new batches become visible.
+	wait.For(t, 10*time.Second, func() error {
+		if hw := n.sm.View().HighWatermark(); hw != 19 {
+			return fmt.Errorf("high watermark %d, want %d", hw, 19)
+		}
+		return nil
+	})
 
 	// Reopen: segments are cut back to the checkpoint and the raft log
 	// after it is replayed, producer state included.
@@ -473,7 +495,13 @@ func TestReplicaRestartWithUncommittedTail(t *testing.T) {
 			t.Errorf("new proposal %d answered with base offset %d, want %d", i, pr.BaseOffset, 6+i)
 		}
 	}
-	waitFor(t, "every batch to be visible", func() bool { return n.sm.View().HighWatermark() == 9 })
+	// Every batch becomes visible.
+	wait.For(t, 10*time.Second, func() error {
+		if hw := n.sm.View().HighWatermark(); hw != 9 {
+			return fmt.Errorf("high watermark %d, want %d", hw, 9)
+		}
+		return nil
+	})
 	n.checkLog(batches)
 }
 

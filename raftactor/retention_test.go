@@ -2,6 +2,7 @@ package raftactor
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/storage"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // bigBatch is one record of about 500 bytes, timestamped ts.
@@ -150,14 +152,19 @@ func TestReplicaRetention(t *testing.T) {
 			produceResult(t, res)
 		}
 		if retain {
-			waitFor(t, "retention and its files removed", func() bool {
+			wait.For(t, 10*time.Second, func() error {
 				sys.Root.Send(pid, &Tick{})
-				return sm.View().LogStartOffset() == 8 && len(segmentLogs(t, pdir)) == 1
+				if start, files := sm.View().LogStartOffset(), len(segmentLogs(t, pdir)); start != 8 || files != 1 {
+					return fmt.Errorf("retention not done yet: log start %d, %d segment files; want 8 and 1", start, files)
+				}
+				return nil
 			})
 		} else {
 			for range 20 {
 				sys.Root.Send(pid, &Tick{})
 			}
+			// Deliberately let time pass: nothing may be removed, and no
+			// condition says "retention has decided not to act".
 			time.Sleep(50 * time.Millisecond)
 			if v := sm.View(); v.LogStartOffset() != 0 || len(segmentLogs(t, pdir)) != 5 {
 				t.Fatalf("no retention: start %d, %d files", v.LogStartOffset(), len(segmentLogs(t, pdir)))

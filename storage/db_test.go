@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// TestGroups lists each group with raft keys once, whatever the number of
-// entries, and forgets a deleted one.
-func TestGroups(t *testing.T) {
+// TestDBRaftGroups: DB.Groups lists each raft group with keys once,
+// whatever the number of entries, and forgets a deleted one.
+func TestDBRaftGroups(t *testing.T) {
 	db := openTestDB(t, t.TempDir())
 	for _, g := range []uint64{0, 7, 300} {
 		if _, err := OpenLogStore(db, g, []uint64{1}); err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -63,7 +64,7 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 	s := &LogStore{db: db, group: group}
 	v, err := db.Get(s.key("truncated"))
 	switch {
-	case err == ErrNotFound:
+	case errors.Is(err, ErrNotFound):
 		s.trunc = truncated{Index: 1, Term: 1, Voters: voters}
 		s.hs = &pb.HardState{Term: u64(1), Commit: u64(1)}
 		b := db.NewBatch()
@@ -87,7 +88,7 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 		s.hs.Term = u64(binary.BigEndian.Uint64(v))
 		s.hs.Vote = u64(binary.BigEndian.Uint64(v[8:]))
 		s.hs.Commit = u64(binary.BigEndian.Uint64(v[16:]))
-	} else if err != ErrNotFound {
+	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("raft group %d: %w", group, err)
 	}
 	lo, hi := s.entryKey(s.trunc.Index+1), prefixEnd(s.key("entry/"))

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/chronik-actor/chronik-actor/actors"
 	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // Broker is a chronik-actor node running inside the test process, on a
@@ -241,22 +243,23 @@ func RemoveBuiltBinaries() {
 // deadline passes, or exited is closed (the process died: waiting longer
 // would only hide why).
 func waitAPIVersions(addr string, within time.Duration, exited <-chan struct{}) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := probeAPIVersions(addr)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no ApiVersions answer within %v: %w", within, err)
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
 		select {
 		case <-exited:
-			return fmt.Errorf("process exited before answering ApiVersions (last probe: %v)", err)
-		case <-tick.C:
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	err := wait.Until(ctx, within, func() error { return probeAPIVersions(addr) })
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("process exited before answering ApiVersions (last probe: %v)", err)
+	default:
+		return fmt.Errorf("no ApiVersions answer within %v: %w", within, err)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestCreatePartitions grows a topic from 2 to 5 partitions with kadm:
@@ -31,7 +33,7 @@ func TestCreatePartitions(t *testing.T) {
 	if r, err := res.On(topic, nil); err != nil || r.Err != nil {
 		t.Fatalf("create partitions of %s: %v %v", topic, err, r.Err)
 	}
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		tds, err := adm.ListTopics(ctx, topic)
 		if err != nil {
 			return err

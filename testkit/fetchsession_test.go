@@ -105,3 +105,75 @@ func TestFetchSessions(t *testing.T) {
 		t.Fatalf("fetch on a closed session: error %d, want FETCH_SESSION_ID_NOT_FOUND", resp.ErrorCode)
 	}
 }
+
+// TestFetchSessionNotBlockedByOtherClient: a fetch naming a session
+// whose own fetch is long-polling is refused at once. It used to wait for
+// the long poll under the node-wide session lock, stalling every session
+// fetch of the node meanwhile.
+func TestFetchSessionNotBlockedByOtherClient(t *testing.T) {
+	tg := StartTarget(t)
+	tg.SkipOnKfake(t, "chronik fetch-session locking")
+	const topic = "fetch-session-busy"
+	CreateTopic(t, tg.Addr(), topic, 1, nil)
+	versions := kversion.Stable()
+	versions.SetMaxKeyVersion(1, 12)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	fetchReq := func(id, epoch, maxWait int32) *kmsg.FetchRequest {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxWaitMillis = maxWait
+		req.MinBytes = 1
+		req.MaxBytes = 1 << 20
+		req.SessionID, req.SessionEpoch = id, epoch
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rp.CurrentLeaderEpoch, rp.LastFetchedEpoch, rp.LogStartOffset = -1, -1, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+
+	owner := NewClient(t, tg.Addr(), kgo.MaxVersions(versions))
+	open, err := fetchReq(0, 0, 10).RequestWith(ctx, owner)
+	if err != nil {
+		t.Fatalf("open session: %v", err)
+	}
+	if err := kerr.ErrorForCode(open.ErrorCode); err != nil || open.SessionID == 0 {
+		t.Fatalf("open session: id %d, err %v", open.SessionID, err)
+	}
+	id := open.SessionID
+
+	// The owner's incremental fetch parks for 3 s: the topic is empty.
+	polled := make(chan error, 1)
+	go func() {
+		resp, err := fetchReq(id, 1, 3000).RequestWith(ctx, owner)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		polled <- err
+	}()
+	// Let the long poll take the session. Deliberately a sleep: nothing a
+	// client can observe says the owner's fetch has reached the broker and
+	// parked (asking would itself be a session fetch, the thing under test).
+	time.Sleep(300 * time.Millisecond)
+
+	intruder := NewClient(t, tg.Addr(), kgo.MaxVersions(versions))
+	start := time.Now()
+	resp, err := fetchReq(id, 2, 10).RequestWith(ctx, intruder)
+	if err != nil {
+		t.Fatalf("intruding fetch: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("fetch naming a busy session took %v: it waited for the other client's long poll", took)
+	}
+	if resp.ErrorCode != kerr.InvalidFetchSessionEpoch.Code {
+		t.Fatalf("fetch naming a busy session: %v, want INVALID_FETCH_SESSION_EPOCH", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if err := <-polled; err != nil {
+		t.Fatalf("owner's long poll: %v", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // saramaHandler marks every record it is given; sarama's auto-commit sends
@@ -57,14 +59,9 @@ func TestGroupSarama(t *testing.T) {
 }
 
 func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), classicGroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions = 4
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
-	produceKeyed(t, tg.Addr(), topic, "sarama", 1000, 40)
-	ends := endOffsets(t, tg.Addr(), topic)
+	f := newGroupFixture(t, classicGroupAPIs, partitions)
+	ends := f.produce("sarama", 1000, 40)
 
 	cfg := sarama.NewConfig()
 	cfg.Version = version
@@ -74,7 +71,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 	cfg.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 	cfg.Consumer.Return.Errors = true
 	cfg.Consumer.MaxWaitTime = 250 * time.Millisecond
-	cg, err := sarama.NewConsumerGroup([]string{tg.Addr()}, group, cfg)
+	cg, err := sarama.NewConsumerGroup([]string{f.addr}, f.group, cfg)
 	if err != nil {
 		t.Fatalf("sarama consumer group: %v", err)
 	}
@@ -109,14 +106,14 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 		// Consume returns at every rebalance; call it again until the
 		// test is done with the group.
 		for ctx.Err() == nil {
-			if err := cg.Consume(ctx, []string{topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			if err := cg.Consume(ctx, []string{f.topic}, h); err != nil && !errors.Is(err, sarama.ErrClosedConsumerGroup) {
 				consumed <- err
 				return
 			}
 		}
 		consumed <- nil
 	}()
-	WaitFor(t, 45*time.Second, func() error {
+	wait.For(t, 45*time.Second, func() error {
 		if m := seen.missing(zeroOffsets(partitions), ends); m != "" {
 			errMu.Lock()
 			defer errMu.Unlock()
@@ -136,7 +133,7 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 			t.Errorf("partition %d was never claimed by the sarama member", p)
 		}
 	}
-	waitCommitted(t, tg.Addr(), group, topic, ends, 30*time.Second)
+	f.waitCommitted(ends, 30*time.Second)
 }
 
 // TestGroupKafkaGo consumes a topic with a segmentio/kafka-go Reader in a
@@ -144,14 +141,9 @@ func testGroupSarama(t *testing.T, version sarama.KafkaVersion) {
 // OffsetCommit v2, ...): every record is received, and CommitMessages
 // commits them (the group's committed offsets equal the end offsets).
 func TestGroupKafkaGo(t *testing.T) {
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), classicGroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions = 4
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
-	produceKeyed(t, tg.Addr(), topic, "kafka-go", 1000, 40)
-	ends := endOffsets(t, tg.Addr(), topic)
+	f := newGroupFixture(t, classicGroupAPIs, partitions)
+	ends := f.produce("kafka-go", 1000, 40)
 
 	// kafka-go logs from its own goroutines, which may outlive the test:
 	// keep the lines and show them on failure instead of calling t.Logf.
@@ -162,9 +154,9 @@ func TestGroupKafkaGo(t *testing.T) {
 		}
 	})
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:          []string{tg.Addr()},
-		GroupID:          group,
-		Topic:            topic,
+		Brokers:          []string{f.addr},
+		GroupID:          f.group,
+		Topic:            f.topic,
 		StartOffset:      kafka.FirstOffset,
 		MinBytes:         1,
 		MaxBytes:         1 << 20,
@@ -210,7 +202,7 @@ func TestGroupKafkaGo(t *testing.T) {
 	}
 	commit()
 	closeReader()
-	waitCommitted(t, tg.Addr(), group, topic, ends, 30*time.Second)
+	f.waitCommitted(ends, 30*time.Second)
 }
 
 // lineLog collects log lines from any goroutine.

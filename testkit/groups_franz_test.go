@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // groupMember is one franz-go consumer group member polling in its own
@@ -147,7 +148,7 @@ func (m *groupMember) close() {
 // partitions 0..n-1, and each member has at least one partition.
 func waitAssignment(t testing.TB, n int32, within time.Duration, members ...*groupMember) {
 	t.Helper()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		owner := map[int32]string{}
 		for _, m := range members {
 			ps := m.partitions()
@@ -178,34 +179,29 @@ func waitAssignment(t testing.TB, n int32, within time.Duration, members ...*gro
 // once every member closed, the group is Empty, and a member started later
 // resumes exactly at the committed offsets, never before them.
 func TestGroupFranzRebalanceAndResume(t *testing.T) {
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), classicGroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions = 6
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
+	f := newGroupFixture(t, classicGroupAPIs, partitions)
 
-	produceKeyed(t, tg.Addr(), topic, "first", 3000, 60)
-	ends1 := endOffsets(t, tg.Addr(), topic)
+	ends1 := f.produce("first", 3000, 60)
 	seen := newSeenRecords()
 
-	a := startGroupMember(t, tg.Addr(), group, topic, "member-a", seen)
-	b := startGroupMember(t, tg.Addr(), group, topic, "member-b", seen)
-	c := startGroupMember(t, tg.Addr(), group, topic, "member-c", seen)
+	a := f.member("member-a", seen)
+	b := f.member("member-b", seen)
+	c := f.member("member-c", seen)
 	waitAssignment(t, partitions, 45*time.Second, a, b, c)
 	waitAllSeen(t, seen, zeroOffsets(partitions), ends1, 45*time.Second, "three members")
-	waitCommitted(t, tg.Addr(), group, topic, ends1, 30*time.Second)
+	f.waitCommitted(ends1, 30*time.Second)
 
-	adm := kadm.NewClient(NewClient(t, tg.Addr()))
+	adm := f.admin()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	WaitFor(t, 30*time.Second, func() error {
-		d, err := describeGroup(ctx, adm, group)
+	wait.For(t, 30*time.Second, func() error {
+		d, err := describeGroup(ctx, adm, f.group)
 		if err != nil {
 			return err
 		}
 		if d.State != "Stable" || len(d.Members) != 3 || d.ProtocolType != "consumer" {
-			return fmt.Errorf("group %s with three members polling: state %q, protocol type %q, %d members; want Stable, consumer, 3", group, d.State, d.ProtocolType, len(d.Members))
+			return fmt.Errorf("group %s with three members polling: state %q, protocol type %q, %d members; want Stable, consumer, 3", f.group, d.State, d.ProtocolType, len(d.Members))
 		}
 		return nil
 	})
@@ -213,13 +209,13 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 	// member-c leaves (Close sends LeaveGroup); its partitions go to a and b.
 	cParts := c.partitions()
 	c.close()
-	WaitFor(t, 30*time.Second, func() error {
-		d, err := describeGroup(ctx, adm, group)
+	wait.For(t, 30*time.Second, func() error {
+		d, err := describeGroup(ctx, adm, f.group)
 		if err != nil {
 			return err
 		}
 		if len(d.Members) != 2 || d.State != "Stable" {
-			return fmt.Errorf("group %s: state %q with %d members, want Stable with 2 after member-c left", group, d.State, len(d.Members))
+			return fmt.Errorf("group %s: state %q with %d members, want Stable with 2 after member-c left", f.group, d.State, len(d.Members))
 		}
 		return nil
 	})
@@ -227,8 +223,7 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 	t.Logf("member-c held %v; now %v and %v", cParts, a, b)
 
 	before := map[string]map[int32]int{"member-a": seen.receivedBy("member-a"), "member-b": seen.receivedBy("member-b")}
-	produceKeyed(t, tg.Addr(), topic, "second", 600, 60)
-	ends2 := endOffsets(t, tg.Addr(), topic)
+	ends2 := f.produce("second", 600, 60)
 	waitAllSeen(t, seen, ends1, ends2, 45*time.Second, "two members after member-c left")
 	for _, p := range cParts {
 		got := 0
@@ -239,33 +234,32 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 			t.Fatalf("partition %d (member-c's): the remaining members received %d new records, want at least %d", p, got, want)
 		}
 	}
-	waitCommitted(t, tg.Addr(), group, topic, ends2, 30*time.Second)
+	f.waitCommitted(ends2, 30*time.Second)
 
 	a.close()
 	b.close()
-	WaitFor(t, 30*time.Second, func() error {
-		d, err := describeGroup(ctx, adm, group)
+	wait.For(t, 30*time.Second, func() error {
+		d, err := describeGroup(ctx, adm, f.group)
 		if err != nil {
 			return err
 		}
 		if len(d.Members) != 0 || d.State != "Empty" {
-			return fmt.Errorf("group %s: state %q with %d members, want Empty once every member left", group, d.State, len(d.Members))
+			return fmt.Errorf("group %s: state %q with %d members, want Empty once every member left", f.group, d.State, len(d.Members))
 		}
 		return nil
 	})
-	committed, err := committedOffsets(ctx, adm, group, topic)
+	committed, err := committedOffsets(ctx, adm, f.group, f.topic)
 	if err != nil {
 		t.Fatalf("fetch offsets of the empty group: %v", err)
 	}
 	if !equalOffsets(committed, ends2) {
-		t.Fatalf("empty group %s committed %v, want %v", group, committed, ends2)
+		t.Fatalf("empty group %s committed %v, want %v", f.group, committed, ends2)
 	}
 
 	// A member started later resumes at the committed offsets: the first
 	// record it receives on each partition is the committed one.
-	produceKeyed(t, tg.Addr(), topic, "third", 300, 60)
-	ends3 := endOffsets(t, tg.Addr(), topic)
-	late := startGroupMember(t, tg.Addr(), group, topic, "member-late", seen)
+	ends3 := f.produce("third", 300, 60)
+	late := f.member("member-late", seen)
 	waitAssignment(t, partitions, 30*time.Second, late)
 	waitAllSeen(t, seen, ends2, ends3, 45*time.Second, "the late member")
 	first := seen.firstOffsets(late.name)
@@ -281,5 +275,5 @@ func TestGroupFranzRebalanceAndResume(t *testing.T) {
 		}
 	}
 	late.close()
-	waitCommitted(t, tg.Addr(), group, topic, ends3, 30*time.Second)
+	f.waitCommitted(ends3, 30*time.Second)
 }

@@ -13,12 +13,68 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
-// The group checks share these helpers: names unique per test, a check that
-// the broker advertises the group APIs a client needs (so a broker without
-// them fails at once and says why, rather than timing out), keyed produce,
-// committed-offset waits, and the group's state logged when a check fails.
+// The group checks share these helpers: the groupFixture that opens each
+// check, names unique per test, a check that the broker advertises the
+// group APIs a client needs (so a broker without them fails at once and
+// says why, rather than timing out), keyed produce, committed-offset waits,
+// and the group's state logged when a check fails.
+
+// groupFixture is the opening every group check against a Target shares:
+// a broker that serves the group APIs the check needs (failing at once,
+// naming what is missing, when it does not), a fresh topic and a group name
+// no other check uses, and the group's state logged should the check fail.
+// Its methods are the shared helpers bound to that topic and group.
+type groupFixture struct {
+	t     testing.TB
+	addr  string // the Target's, where clients bootstrap
+	topic string
+	group string
+}
+
+// newGroupFixture starts a Target, requires apis of it, and creates a topic
+// of the given partitions for a group of its own.
+func newGroupFixture(t testing.TB, apis map[int16]int16, partitions int32) *groupFixture {
+	t.Helper()
+	tg := StartTarget(t)
+	requireAPIs(t, tg.Addr(), apis)
+	f := &groupFixture{t: t, addr: tg.Addr(), topic: uniqueName(t, "topic"), group: uniqueName(t, "group")}
+	CreateTopic(t, f.addr, f.topic, partitions, nil)
+	logGroupOnFailure(t, f.addr, f.group)
+	return f
+}
+
+// produce writes n records to the topic (produceKeyed: keys key-<i%keys>,
+// values <tag>-<i>) and returns the topic's end offsets once all are
+// acknowledged.
+func (f *groupFixture) produce(tag string, n, keys int) map[int32]int64 {
+	f.t.Helper()
+	produceKeyed(f.t, f.addr, f.topic, tag, n, keys)
+	return endOffsets(f.t, f.addr, f.topic)
+}
+
+// member starts a franz-go member of the group consuming the topic
+// (startGroupMember).
+func (f *groupFixture) member(name string, seen *seenRecords, opts ...kgo.Opt) *groupMember {
+	f.t.Helper()
+	return startGroupMember(f.t, f.addr, f.group, f.topic, name, seen, opts...)
+}
+
+// waitCommitted waits until the group committed exactly want for the
+// topic (waitCommitted).
+func (f *groupFixture) waitCommitted(want map[int32]int64, within time.Duration) {
+	f.t.Helper()
+	waitCommitted(f.t, f.addr, f.group, f.topic, want, within)
+}
+
+// admin is a kadm client of the target, closed when the test ends.
+func (f *groupFixture) admin() *kadm.Client {
+	f.t.Helper()
+	return kadm.NewClient(NewClient(f.t, f.addr))
+}
 
 // classicGroupAPIs are the API keys (and the least version) that every
 // classic-protocol consumer group client needs; librdkafka enables its
@@ -140,7 +196,7 @@ func waitCommitted(t testing.TB, addr, group, topic string, want map[int32]int64
 	t.Helper()
 	adm := kadm.NewClient(NewClient(t, addr))
 	defer adm.Close()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		got, err := committedOffsets(ctx, adm, group, topic)
@@ -319,7 +375,7 @@ func (s *seenRecords) firstOffsets(who string) map[int32]int64 {
 // consumer.
 func waitAllSeen(t testing.TB, s *seenRecords, from, to map[int32]int64, within time.Duration, what string) {
 	t.Helper()
-	WaitFor(t, within, func() error {
+	wait.For(t, within, func() error {
 		if m := s.missing(from, to); m != "" {
 			return fmt.Errorf("%s: not consumed yet: %s", what, m)
 		}

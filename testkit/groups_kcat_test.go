@@ -20,14 +20,9 @@ func TestGroupKcat(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kcat is not on PATH: run `make test`, which installs Debian's kcat package when it is missing")
 	}
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), classicGroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions, records = 3, 900
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
-	produceKeyed(t, tg.Addr(), topic, "kcat", records, 30)
-	ends := endOffsets(t, tg.Addr(), topic)
+	f := newGroupFixture(t, classicGroupAPIs, partitions)
+	ends := f.produce("kcat", records, 30)
 
 	// kcat 1.7 honours -e in -G mode: it exits once every assigned
 	// partition reached its end, then closes the consumer (final commit,
@@ -35,12 +30,12 @@ func TestGroupKcat(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	args := []string{
-		"-b", tg.Addr(), "-G", group,
+		"-b", f.addr, "-G", f.group,
 		"-X", "auto.offset.reset=earliest",
 		"-X", "auto.commit.interval.ms=200",
 		"-e", "-q",
 		"-f", "%p %o %s\n",
-		topic,
+		f.topic,
 	}
 	cmd := exec.CommandContext(ctx, kcat, args...)
 	var stderr strings.Builder
@@ -86,5 +81,5 @@ func TestGroupKcat(t *testing.T) {
 			t.Fatalf("record %q never read (%d of %d read)", v, total, records)
 		}
 	}
-	waitCommitted(t, tg.Addr(), group, topic, ends, 30*time.Second)
+	f.waitCommitted(ends, 30*time.Second)
 }

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestGroupKIP848 runs two franz-go members with the KIP-848 consumer
@@ -23,57 +24,52 @@ import (
 // does not advertise ConsumerGroupHeartbeat v1; the check therefore first
 // requires the KIP-848 APIs and fails naming what is missing.
 func TestGroupKIP848(t *testing.T) {
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), kip848GroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions = 4
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
-	adm := kadm.NewClient(NewClient(t, tg.Addr()))
+	f := newGroupFixture(t, kip848GroupAPIs, partitions)
+	adm := f.admin()
 	t.Cleanup(func() {
 		if t.Failed() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			ds, err := adm.DescribeConsumerGroups(ctx, group)
-			t.Logf("ConsumerGroupDescribe %s at failure: %+v (err %v)", group, ds[group], err)
+			ds, err := adm.DescribeConsumerGroups(ctx, f.group)
+			t.Logf("ConsumerGroupDescribe %s at failure: %+v (err %v)", f.group, ds[f.group], err)
 		}
 	})
-	produceKeyed(t, tg.Addr(), topic, "kip848", 800, 40)
-	ends := endOffsets(t, tg.Addr(), topic)
+	ends := f.produce("kip848", 800, 40)
 
 	seen := newSeenRecords()
-	a := startGroupMember(t, tg.Addr(), group, topic, "next-gen-a", seen, kgo.ServerSideBalancer())
-	b := startGroupMember(t, tg.Addr(), group, topic, "next-gen-b", seen, kgo.ServerSideBalancer())
+	a := f.member("next-gen-a", seen, kgo.ServerSideBalancer())
+	b := f.member("next-gen-b", seen, kgo.ServerSideBalancer())
 	waitAssignment(t, partitions, 30*time.Second, a, b)
 	waitAllSeen(t, seen, zeroOffsets(partitions), ends, 30*time.Second, "two KIP-848 members")
-	waitCommitted(t, tg.Addr(), group, topic, ends, 30*time.Second)
+	f.waitCommitted(ends, 30*time.Second)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// Assignments name topics by id only, so the check reads the raw
 	// response and resolves the id from metadata.
-	md, err := adm.Metadata(ctx, topic)
+	md, err := adm.Metadata(ctx, f.topic)
 	if err != nil {
-		t.Fatalf("metadata of %s: %v", topic, err)
+		t.Fatalf("metadata of %s: %v", f.topic, err)
 	}
-	topicID := md.Topics[topic].ID
-	cl := NewClient(t, tg.Addr())
-	WaitFor(t, 30*time.Second, func() error {
+	topicID := md.Topics[f.topic].ID
+	cl := NewClient(t, f.addr)
+	wait.For(t, 30*time.Second, func() error {
 		req := kmsg.NewPtrConsumerGroupDescribeRequest()
-		req.Groups = []string{group}
+		req.Groups = []string{f.group}
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
 			return fmt.Errorf("ConsumerGroupDescribe: %w", err)
 		}
-		if len(resp.Groups) != 1 || resp.Groups[0].Group != group {
-			return fmt.Errorf("ConsumerGroupDescribe for %s answered %d groups", group, len(resp.Groups))
+		if len(resp.Groups) != 1 || resp.Groups[0].Group != f.group {
+			return fmt.Errorf("ConsumerGroupDescribe for %s answered %d groups", f.group, len(resp.Groups))
 		}
 		d := resp.Groups[0]
 		if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
-			return fmt.Errorf("ConsumerGroupDescribe %s: %w", group, err)
+			return fmt.Errorf("ConsumerGroupDescribe %s: %w", f.group, err)
 		}
 		if d.State != "Stable" || len(d.Members) != 2 {
-			return fmt.Errorf("group %s: state %q, %d members, want Stable with 2", group, d.State, len(d.Members))
+			return fmt.Errorf("group %s: state %q, %d members, want Stable with 2", f.group, d.State, len(d.Members))
 		}
 		byClient := map[string]*groupMember{a.name: a, b.name: b}
 		owner := map[int32]string{}
@@ -88,13 +84,13 @@ func TestGroupKIP848(t *testing.T) {
 			if m.MemberEpoch < 1 {
 				return fmt.Errorf("member %s (%s): epoch %d, want ≥ 1", m.MemberID, m.ClientID, m.MemberEpoch)
 			}
-			if !slices.Equal(m.SubscribedTopics, []string{topic}) {
-				return fmt.Errorf("member %s (%s) subscribed to %v, want [%s]", m.MemberID, m.ClientID, m.SubscribedTopics, topic)
+			if !slices.Equal(m.SubscribedTopics, []string{f.topic}) {
+				return fmt.Errorf("member %s (%s) subscribed to %v, want [%s]", m.MemberID, m.ClientID, m.SubscribedTopics, f.topic)
 			}
 			var ps []int32
 			for _, tp := range m.Assignment.TopicPartitions {
 				if tp.TopicID != topicID {
-					return fmt.Errorf("member %s (%s) is assigned topic id %x, not %s's %x", m.MemberID, m.ClientID, tp.TopicID, topic, topicID)
+					return fmt.Errorf("member %s (%s) is assigned topic id %x, not %s's %x", m.MemberID, m.ClientID, tp.TopicID, f.topic, topicID)
 				}
 				ps = append(ps, tp.Partitions...)
 			}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestGroupOffsetsSurviveSIGKILL commits offsets for a group from
@@ -62,7 +64,7 @@ func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
 			}()
 		}
 		want := commits.Load() + 200
-		WaitFor(t, time.Minute, func() error {
+		wait.For(t, time.Minute, func() error {
 			if n := commits.Load(); n < want {
 				return fmt.Errorf("round %d: %d commits acknowledged, waiting for %d", round, n, want)
 			}
@@ -75,7 +77,7 @@ func TestGroupOffsetsSurviveSIGKILL(t *testing.T) {
 
 		adm := kadm.NewClient(NewClient(t, p.Addr()))
 		var fetched kadm.OffsetResponses
-		WaitFor(t, time.Minute, func() error {
+		wait.For(t, time.Minute, func() error {
 			fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer fcancel()
 			var err error

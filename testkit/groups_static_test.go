@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestGroupStaticMembership checks KIP-345 static membership: in a group of
@@ -20,14 +22,9 @@ import (
 // generation and partitions, is neither revoked nor reassigned, and both
 // go on consuming.
 func TestGroupStaticMembership(t *testing.T) {
-	tg := StartTarget(t)
-	requireAPIs(t, tg.Addr(), classicGroupAPIs)
-	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	const partitions = 4
-	CreateTopic(t, tg.Addr(), topic, partitions, nil)
-	logGroupOnFailure(t, tg.Addr(), group)
-	produceKeyed(t, tg.Addr(), topic, "before", 400, 40)
-	ends1 := endOffsets(t, tg.Addr(), topic)
+	f := newGroupFixture(t, classicGroupAPIs, partitions)
+	ends1 := f.produce("before", 400, 40)
 
 	// Both members balance with the eager range balancer, whose join
 	// metadata (topics, generation -1 on a first join) is the same before
@@ -45,14 +42,14 @@ func TestGroupStaticMembership(t *testing.T) {
 	seen := newSeenRecords()
 	// The dynamic member joins first, so it leads the group: a static
 	// leader's restart is allowed a rebalance (KIP-814), a follower's is not.
-	dyn := startGroupMember(t, tg.Addr(), group, topic, "dynamic", seen,
+	dyn := f.member("dynamic", seen,
 		kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), balance)
 	waitAssignment(t, partitions, 30*time.Second, dyn)
-	static := startGroupMember(t, tg.Addr(), group, topic, "static-1", seen, staticOpts...)
+	static := f.member("static-1", seen, staticOpts...)
 	waitAssignment(t, partitions, 30*time.Second, dyn, static)
 	waitAllSeen(t, seen, zeroOffsets(partitions), ends1, 30*time.Second, "both members")
 
-	adm := kadm.NewClient(NewClient(t, tg.Addr()))
+	adm := f.admin()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	staticMember := func(d kadm.DescribedGroup) (kadm.DescribedGroupMember, bool) {
@@ -63,13 +60,13 @@ func TestGroupStaticMembership(t *testing.T) {
 		}
 		return kadm.DescribedGroupMember{}, false
 	}
-	WaitFor(t, 30*time.Second, func() error {
-		d, err := describeGroup(ctx, adm, group)
+	wait.For(t, 30*time.Second, func() error {
+		d, err := describeGroup(ctx, adm, f.group)
 		if err != nil {
 			return err
 		}
 		if _, ok := staticMember(d); d.State != "Stable" || len(d.Members) != 2 || !ok {
-			return fmt.Errorf("group %s: state %q, %d members, static-1 present %v; want Stable, 2 members with static-1", group, d.State, len(d.Members), ok)
+			return fmt.Errorf("group %s: state %q, %d members, static-1 present %v; want Stable, 2 members with static-1", f.group, d.State, len(d.Members), ok)
 		}
 		return nil
 	})
@@ -86,7 +83,7 @@ func TestGroupStaticMembership(t *testing.T) {
 
 	// Close without leaving: the broker must still list static-1.
 	static.close()
-	d, err := describeGroup(ctx, adm, group)
+	d, err := describeGroup(ctx, adm, f.group)
 	if err != nil {
 		t.Fatalf("describe group after static-1 closed: %v", err)
 	}
@@ -95,8 +92,8 @@ func TestGroupStaticMembership(t *testing.T) {
 	}
 
 	// Restart well within the 10s session timeout.
-	restarted := startGroupMember(t, tg.Addr(), group, topic, "static-1-restarted", seen, staticOpts...)
-	WaitFor(t, 8*time.Second, func() error {
+	restarted := f.member("static-1-restarted", seen, staticOpts...)
+	wait.For(t, 8*time.Second, func() error {
 		if got := restarted.partitions(); !slices.Equal(got, staticParts) {
 			return fmt.Errorf("restarted static-1 holds %v, want its old partitions %v (%v)", got, staticParts, dyn)
 		}
@@ -107,12 +104,11 @@ func TestGroupStaticMembership(t *testing.T) {
 	}
 
 	// Both go on consuming; a rebalance, had there been one, shows below.
-	produceKeyed(t, tg.Addr(), topic, "after", 200, 40)
-	ends2 := endOffsets(t, tg.Addr(), topic)
+	ends2 := f.produce("after", 200, 40)
 	waitAllSeen(t, seen, ends1, ends2, 30*time.Second, "after the static restart")
 	// Both members commit with the generation they hold; a broker that
 	// moved the group to another generation refuses those commits.
-	waitCommitted(t, tg.Addr(), group, topic, ends2, 30*time.Second)
+	f.waitCommitted(ends2, 30*time.Second)
 	for _, p := range staticParts {
 		if ends2[p] > ends1[p] && seen.receivedBy("static-1-restarted")[p] == 0 {
 			t.Errorf("partition %d: records produced after the restart were not received by the restarted static-1", p)
@@ -133,7 +129,7 @@ func TestGroupStaticMembership(t *testing.T) {
 	if got := dyn.partitions(); !slices.Equal(got, dynParts) {
 		t.Errorf("dynamic member holds %v after the static restart, held %v", got, dynParts)
 	}
-	d, err = describeGroup(ctx, adm, group)
+	d, err = describeGroup(ctx, adm, f.group)
 	if err != nil {
 		t.Fatalf("describe group after the restart: %v", err)
 	}

@@ -2,7 +2,6 @@ package testkit
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,12 +10,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// TestListOffsetsAndDeleteTopics produces ten records, one batch each,
-// with known and partly out-of-order timestamps, then asks ListOffsets for
-// earliest (-2), latest (-1), a timestamp, a timestamp past every record,
-// and max-timestamp (-3); then deletes the topic and waits until Metadata
-// no longer lists it.
-func TestListOffsetsAndDeleteTopics(t *testing.T) {
+// TestListOffsets produces ten records, one batch each, with known and
+// partly out-of-order timestamps, then asks ListOffsets for earliest (-2),
+// latest (-1), a timestamp, a timestamp past every record, and
+// max-timestamp (-3).
+func TestListOffsets(t *testing.T) {
 	tg := StartTarget(t)
 	const topic = "list-offsets"
 	CreateTopic(t, tg.Addr(), topic, 1, nil)
@@ -89,36 +87,4 @@ func TestListOffsetsAndDeleteTopics(t *testing.T) {
 			}
 		})
 	}
-
-	t.Run("delete topic", func(t *testing.T) {
-		req := kmsg.NewPtrDeleteTopicsRequest()
-		req.TimeoutMillis = 15000
-		req.TopicNames = []string{topic}
-		dt := kmsg.NewDeleteTopicsRequestTopic()
-		dt.Topic = kmsg.StringPtr(topic)
-		req.Topics = append(req.Topics, dt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatalf("DeleteTopics: %v", err)
-		}
-		if len(resp.Topics) != 1 {
-			t.Fatalf("DeleteTopics: %d topics in the answer, want 1", len(resp.Topics))
-		}
-		if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-			t.Fatalf("DeleteTopics: %v", err)
-		}
-		WaitFor(t, 30*time.Second, func() error {
-			// All topics, so that asking cannot auto-create it again.
-			md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-			if err != nil {
-				return err
-			}
-			for _, mt := range md.Topics {
-				if mt.Topic != nil && *mt.Topic == topic {
-					return errors.New("deleted topic still listed in Metadata")
-				}
-			}
-			return nil
-		})
-	})
 }

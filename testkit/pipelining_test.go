@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestPipelining writes 50 requests on one connection before reading any
@@ -105,7 +107,7 @@ func TestPipelining(t *testing.T) {
 		t.Fatalf("an extra answer arrived after the %d expected ones", len(expected))
 	}
 
-	WaitFor(t, 15*time.Second, func() error {
+	wait.For(t, 15*time.Second, func() error {
 		if end := endOffsets(t, tg.Addr(), topic)[0]; end != batches {
 			return fmt.Errorf("high watermark %d, want %d (acks=1 and acks=0 batches, one record each)", end, batches)
 		}

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // rawConn is one Kafka connection driven by hand: the checks that need to
@@ -285,7 +287,7 @@ func values(prefix string, n int) [][]byte {
 func produceRetrying(t testing.TB, send func() kmsg.ProduceResponseTopicPartition) kmsg.ProduceResponseTopicPartition {
 	t.Helper()
 	var p kmsg.ProduceResponseTopicPartition
-	WaitFor(t, 15*time.Second, func() error {
+	wait.For(t, 15*time.Second, func() error {
 		p = send()
 		if p.ErrorCode == kerr.NotLeaderForPartition.Code || p.ErrorCode == kerr.LeaderNotAvailable.Code {
 			return fmt.Errorf("partition still answers %v", kerr.ErrorForCode(p.ErrorCode))

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestRetentionBytes produces to a topic with tiny segments and a small
@@ -46,7 +48,7 @@ func TestRetentionBytes(t *testing.T) {
 	// the segments older than that.
 	adm := kadm.NewClient(cl)
 	var start int64
-	WaitFor(t, 30*time.Second, func() error {
+	wait.For(t, 30*time.Second, func() error {
 		offs, err := adm.ListStartOffsets(ctx, topic)
 		if err == nil {
 			err = offs.Error()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TestSIGKILLUnderLoad runs the broker binary as a child process under
@@ -33,7 +35,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	for round := 1; round <= 2; round++ {
 		load := startLoad(t, p.Addr(), topic, round, producers, acked)
 		want := acked.count() + perRound
-		WaitFor(t, 2*time.Minute, func() error {
+		wait.For(t, 2*time.Minute, func() error {
 			if n := acked.count(); n < want {
 				return fmt.Errorf("round %d: %d records acknowledged, waiting for %d", round, n, want)
 			}
@@ -164,7 +166,7 @@ func verifyAcked(t testing.TB, addr, topic string, partitions int32, acked *ackL
 	// the restart; the node may still be replaying its log when it first
 	// answers.
 	var ends map[int32]int64
-	WaitFor(t, time.Minute, func() error {
+	wait.For(t, time.Minute, func() error {
 		ends = endOffsets(t, addr, topic)
 		acked.mu.Lock()
 		defer acked.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // TargetEnv names the environment variable that picks the broker the
@@ -112,20 +114,29 @@ func CreateTopic(t testing.TB, addr, topic string, partitions int32, configs map
 	adm := kadm.NewClient(NewClient(t, addr))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for {
+	// A non-retriable error ends the wait at once: retrying cannot help.
+	var refused error
+	err := wait.Until(ctx, 30*time.Second, func() error {
 		resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
 		if err == nil {
 			err = resp.Err
 		}
 		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
-			break
+			return nil
 		}
-		if (!kerr.IsRetriable(err) && !errors.Is(err, kerr.NotController)) || ctx.Err() != nil {
-			t.Fatalf("create topic %s: %v", topic, err)
+		if !kerr.IsRetriable(err) && !errors.Is(err, kerr.NotController) {
+			refused = err
+			return nil
 		}
-		waitTick(ctx)
+		return err
+	})
+	if refused != nil {
+		err = refused
 	}
-	WaitFor(t, 30*time.Second, func() error {
+	if err != nil {
+		t.Fatalf("create topic %s: %v", topic, err)
+	}
+	wait.For(t, 30*time.Second, func() error {
 		md, err := adm.Metadata(ctx, topic)
 		if err != nil {
 			return err
@@ -144,33 +155,4 @@ func CreateTopic(t testing.TB, addr, topic string, partitions int32, configs map
 		}
 		return nil
 	})
-}
-
-// WaitFor polls cond until it returns nil, failing the test with cond's
-// last error once the deadline passes.
-func WaitFor(t testing.TB, within time.Duration, cond func() error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("condition not met within %v: %v", within, err)
-		}
-		waitTick(ctx)
-	}
-}
-
-// waitTick paces a polling loop; it returns early when ctx ends so the
-// loop sees its deadline at once.
-func waitTick(ctx context.Context) {
-	tm := time.NewTimer(25 * time.Millisecond)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-	case <-ctx.Done():
-	}
 }

@@ -63,8 +63,12 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				continue
 			}
 			h := c.b.replicas.get(rt.Topic, rp.Partition)
-			if h == nil {
+			if !c.b.partitionExists(rt.Topic, rp.Partition) {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			if err := servingErr(h); err != nil {
+				sp.ErrorCode = err.Code
 				continue
 			}
 			if rt.Topic == groups.OffsetsTopic {

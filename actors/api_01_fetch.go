@@ -139,8 +139,10 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest, targets []*fetchTarget, full 
 		switch {
 		case tg.topic == "" && req.Version >= 13:
 			sp.ErrorCode = kerr.UnknownTopicID.Code
-		case h == nil:
+		case !b.partitionExists(tg.topic, tg.partition):
 			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		case servingErr(h) != nil:
+			sp.ErrorCode = servingErr(h).Code
 		default:
 			v := h.sm.View()
 			sp.ErrorCode = b.readPartition(h, v, tg, &sp, maxBytes-size, size == 0)

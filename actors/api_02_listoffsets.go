@@ -33,8 +33,10 @@ func (b *Broker) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 			sp.Offset, sp.Timestamp, sp.LeaderEpoch = -1, -1, -1
 			h := b.replicas.get(rt.Topic, rp.Partition)
 			switch {
-			case h == nil:
+			case !b.partitionExists(rt.Topic, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case servingErr(h) != nil:
+				sp.ErrorCode = servingErr(h).Code
 			default:
 				if sp.ErrorCode = checkLeaderEpoch(h, rp.CurrentLeaderEpoch); sp.ErrorCode == 0 {
 					sp.ErrorCode = lookupOffset(h, rp.Timestamp, &sp)

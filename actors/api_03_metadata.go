@@ -53,8 +53,8 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 				continue
 			}
 			g.add()
-			t := c.b.newTopic(n, c.b.cfg.DefaultPartitions, map[string]string{})
-			c.proposeController(ctx, raftactor.CreateTopicCmd(t),
+			t := newTopic(n, map[string]string{})
+			c.proposeController(ctx, raftactor.PlacedTopicCmd(t, c.b.cfg.DefaultPartitions, c.b.defaultRF()),
 				func(*raftactor.ControllerResult, error) {
 					// Created, or lost a race with another creator: either
 					// way the response reads the metadata afresh.
@@ -68,12 +68,20 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unknownIDs [][16]byte) *kmsg.MetadataResponse {
 	md := c.b.controller.Metadata()
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = c.b.cfg.NodeID, c.b.host, c.b.port
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	for _, id := range c.b.nodeIDs() {
+		// Live brokers only: a client told of a dead one would try it
+		// for every partition it led until the next refresh.
+		host, port, ok := c.b.brokerAddr(id)
+		if !ok || !c.b.live(id) {
+			continue
+		}
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = id, host, port, c.b.rackOf(id)
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	cid := clusterID
 	resp.ClusterID = &cid
-	resp.ControllerID = c.b.cfg.NodeID
+	resp.ControllerID = c.b.controllerID()
 	resp.AuthorizedOperations = -2147483648
 	for _, n := range names {
 		rt := kmsg.NewMetadataResponseTopic()
@@ -108,12 +116,38 @@ func (c *conn) partitionMetadata(t *raftactor.Topic, i int32) kmsg.MetadataRespo
 	p := kmsg.NewMetadataResponseTopicPartition()
 	p.Partition = i
 	p.Replicas = t.Replicas[i]
-	p.ISR = t.Replicas[i]
-	p.Leader = c.b.cfg.NodeID
-	if h := c.b.replicas.get(t.Name, i); h != nil && h.topic.ID == t.ID {
-		p.LeaderEpoch = h.replica.Term()
-	} else {
-		p.Leader, p.ErrorCode = -1, kerr.LeaderNotAvailable.Code
+	h := c.b.replicas.get(t.Name, i)
+	if h != nil && h.topic.ID != t.ID {
+		h = nil // a replica of an earlier topic of that name, going away
+	}
+	switch {
+	case h != nil && len(h.replica.Voters()) == 1:
+		p.Leader, p.LeaderEpoch, p.ISR = c.b.cfg.NodeID, h.replica.Term(), t.Replicas[i]
+	case h != nil && h.replica.LeaderReady():
+		p.Leader, p.LeaderEpoch = c.b.cfg.NodeID, h.replica.Term()
+		for _, id := range h.replica.InSync() {
+			p.ISR = append(p.ISR, int32(id))
+		}
+	default:
+		p.Leader, p.LeaderEpoch = c.b.peers.leaderOf(t.Groups[i])
+		if p.Leader == c.b.cfg.NodeID || (p.Leader >= 0 && !c.b.live(p.Leader)) {
+			// This node's replica is not ready yet, or the named leader
+			// is down: an election is due.
+			p.Leader = -1
+		}
+		// The leader's own view of who is in sync is on the leader; from
+		// here, the replicas that are up.
+		for _, id := range t.Replicas[i] {
+			if c.b.live(id) {
+				p.ISR = append(p.ISR, id)
+			}
+		}
+	}
+	if p.Leader < 0 {
+		p.ErrorCode = kerr.LeaderNotAvailable.Code
+	}
+	if p.ISR == nil {
+		p.ISR = []int32{}
 	}
 	return p
 }

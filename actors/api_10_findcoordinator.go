@@ -43,9 +43,13 @@ func (c *conn) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 	var err *kerr.Error
 	switch keyType {
 	case 0: // group
-		if h := c.b.replicas.get(groups.OffsetsTopic, c.b.groups.PartitionFor(key)); h == nil || !h.replica.LeaderReady() {
+		node, ok := c.b.coordinatorOf(key)
+		if !ok {
 			err = kerr.CoordinatorNotAvailable
+			break
 		}
+		co.NodeID = node
+		co.Host, co.Port, _ = c.b.brokerAddr(node)
 	case 1: // transaction
 		err = kerr.CoordinatorNotAvailable
 	default: // share groups (v6) and anything newer
@@ -56,6 +60,24 @@ func (c *conn) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 		co.ErrorCode, co.ErrorMessage, co.NodeID, co.Host, co.Port = err.Code, &msg, -1, "", -1
 		return co
 	}
-	co.NodeID, co.Host, co.Port = c.b.cfg.NodeID, c.b.host, c.b.port
 	return co
+}
+
+// coordinatorOf is the node coordinating group: the ready leader of its
+// __consumer_offsets partition, here or as the leader table names it.
+func (b *Broker) coordinatorOf(group string) (int32, bool) {
+	p := b.groups.PartitionFor(group)
+	if h := b.replicas.get(groups.OffsetsTopic, p); h != nil && h.replica.LeaderReady() {
+		return b.cfg.NodeID, true
+	}
+	t := b.controller.Metadata().Topics[groups.OffsetsTopic]
+	if t == nil || int(p) >= len(t.Groups) {
+		return -1, false
+	}
+	id, _ := b.peers.leaderOf(t.Groups[p])
+	if id < 0 || id == b.cfg.NodeID {
+		return -1, false
+	}
+	_, _, ok := b.brokerAddr(id)
+	return id, ok
 }

@@ -6,6 +6,7 @@ package actors
 // a client can produce right after.
 
 import (
+	"fmt"
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -73,8 +74,16 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			fail(kerr.InvalidPartitions, "number of partitions must be at least 1")
 			continue
 		}
-		if rf != 1 {
-			fail(kerr.InvalidReplicationFactor, "replication factor must be 1: this cluster has one broker")
+		if nodes := c.b.nodeIDs(); rf < 1 || int(rf) > len(nodes) {
+			fail(kerr.InvalidReplicationFactor, fmt.Sprintf("replication factor %d: the cluster has %d brokers", rf, len(nodes)))
+			continue
+		}
+		var assigned [][]int32
+		for _, a := range rt.ReplicaAssignment {
+			assigned = append(assigned, a.Replicas)
+		}
+		if err := raftactor.CheckAssignment(c.b.nodeIDs(), assigned); err != nil {
+			fail(kerr.InvalidReplicaAssignment, err.Error())
 			continue
 		}
 		configs := map[string]string{}
@@ -96,7 +105,7 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			continue
 		}
 		g.add()
-		c.proposeController(ctx, raftactor.CreateTopicCmd(c.b.newTopic(rt.Topic, partitions, configs)),
+		c.proposeController(ctx, c.b.createTopicCmd(rt.Topic, configs, partitions, rf, assigned),
 			func(res *raftactor.ControllerResult, err error) {
 				switch {
 				case err != nil:

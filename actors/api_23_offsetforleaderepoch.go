@@ -25,8 +25,10 @@ func handleOffsetForLeaderEpoch(c *conn, ctx actor.Context, r *request) {
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
 			h := c.b.replicas.get(rt.Topic, rp.Partition)
 			switch {
-			case h == nil:
+			case !c.b.partitionExists(rt.Topic, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case servingErr(h) != nil:
+				sp.ErrorCode = servingErr(h).Code
 			default:
 				if sp.ErrorCode = checkLeaderEpoch(h, rp.CurrentLeaderEpoch); sp.ErrorCode == 0 {
 					sp.LeaderEpoch, sp.EndOffset = raftactor.EndOffsetForEpoch(h.sm.Epochs(), rp.LeaderEpoch, h.replica.Term(), h.sm.View().HighWatermark())

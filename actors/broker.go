@@ -33,9 +33,12 @@ type Broker struct {
 
 	controller    *raftactor.Controller
 	controllerPID *actor.PID
-	replicas      *replicaSet
-	groups        *groups.Coordinator
-	sessions      *fetchSessions
+	// controllerReplica is the controller's raft replica on this node.
+	controllerReplica *raftactor.Replica
+	peers             *peers
+	replicas          *replicaSet
+	groups            *groups.Coordinator
+	sessions          *fetchSessions
 
 	metrics    *brokerMetrics
 	admin      *adminServer           // nil without cfg.AdminAddr
@@ -55,13 +58,8 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	// Each node of a listed cluster would otherwise run as a cluster of its
-	// own, with nothing replicated: refuse rather than pretend.
-	if len(cfg.Nodes) > 1 {
-		return nil, fmt.Errorf("the configuration lists %d nodes, but this build serves one node only: replication across nodes is not implemented yet", len(cfg.Nodes))
-	}
-	if cfg.DefaultReplicationFactor > 1 {
-		return nil, fmt.Errorf("replication_factor %d needs a cluster; this build serves one node only", cfg.DefaultReplicationFactor)
+	if n := max(len(cfg.Nodes), 1); int(cfg.DefaultReplicationFactor) > n {
+		return nil, fmt.Errorf("replication_factor %d is more than the cluster's %d nodes", cfg.DefaultReplicationFactor, n)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
@@ -81,11 +79,17 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	}))
 	b.metrics = newBrokerMetrics(b)
 	b.replicas = newReplicaSet(b)
+	b.peers = newPeers(b)
+	if err := b.peers.start(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	b.groups = groups.New(b.sys, groupsNode{b}, groups.Config{
 		OffsetsPartitions: cfg.OffsetsPartitions,
 		OffsetsRetention:  cfg.OffsetsRetention,
 	})
 	if err := b.startController(); err != nil {
+		b.peers.close()
 		db.Close()
 		return nil, err
 	}
@@ -95,11 +99,33 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 			return nil, err
 		}
 	}
-	if err := b.ensureOffsetsTopic(); err != nil {
-		b.Close()
-		return nil, err
+	if b.clustered() {
+		// The controller needs a quorum of nodes up to create anything:
+		// serve meanwhile (clients get retriable errors) and create the
+		// offsets topic once it can be.
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			for {
+				err := b.ensureOffsetsTopic()
+				if err == nil {
+					return
+				}
+				select {
+				case <-b.stopTick:
+					return
+				case <-time.After(time.Second):
+					b.log.Debug("offsets topic not created yet", "err", err)
+				}
+			}
+		}()
+	} else {
+		if err := b.ensureOffsetsTopic(); err != nil {
+			b.Close()
+			return nil, err
+		}
+		b.waitReplayed(time.Minute)
 	}
-	b.waitReplayed(time.Minute)
 	ln, err := net.Listen("tcp", cfg.KafkaAddr)
 	if err != nil {
 		b.Close()
@@ -155,6 +181,7 @@ func (b *Broker) Close() error {
 			_ = b.sys.Root.StopFuture(b.controllerPID).Wait()
 		}
 		b.replicas.stopAll()
+		b.peers.close()
 		b.sys.Shutdown()
 		// Last but the DB: until here /healthz tells a load balancer that
 		// the node is going away.
@@ -179,15 +206,18 @@ func (b *Broker) startController() error {
 	if err := b.replicas.sync(c.Metadata()); err != nil {
 		return err
 	}
+	c.SetNodes(b.nodeIDs())
 	r, err := raftactor.NewReplica(raftactor.Config{
-		Group:    raftactor.ControllerGroup,
-		NodeID:   uint64(b.cfg.NodeID),
-		Voters:   []uint64{uint64(b.cfg.NodeID)},
-		DB:       b.db,
-		SM:       c,
-		Applied:  applied,
-		Log:      b.log,
-		FailStop: b.cfg.FailStop,
+		Group:     raftactor.ControllerGroup,
+		NodeID:    uint64(b.cfg.NodeID),
+		Voters:    voterIDs(b.nodeIDs()),
+		Transport: b.peers.transport(),
+		OnLeader:  b.peers.onLeader,
+		DB:        b.db,
+		SM:        c,
+		Applied:   applied,
+		Log:       b.log,
+		FailStop:  b.cfg.FailStop,
 	})
 	if err != nil {
 		return err
@@ -196,7 +226,8 @@ func (b *Broker) startController() error {
 	if err != nil {
 		return err
 	}
-	b.controllerPID = pid
+	b.controllerPID, b.controllerReplica = pid, r
+	b.peers.register(raftactor.ControllerGroup, pid, r)
 	return nil
 }
 

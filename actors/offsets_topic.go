@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/chronik-actor/chronik-actor/actors/groups"
@@ -19,23 +18,16 @@ func (b *Broker) ensureOffsetsTopic() error {
 	if b.controller.Metadata().Topics[groups.OffsetsTopic] != nil {
 		return nil
 	}
-	t := b.newTopic(groups.OffsetsTopic, b.cfg.OffsetsPartitions, map[string]string{"cleanup.policy": "compact"})
-	f := actor.NewFuture(b.sys, 30*time.Second)
-	b.sys.Root.Send(b.controllerPID, &raftactor.Propose{
-		Data:    raftactor.CreateTopicCmd(t).Encode(),
-		ReplyTo: f.PID(),
-	})
-	v, err := f.Result()
+	t := newTopic(groups.OffsetsTopic, map[string]string{"cleanup.policy": "compact"})
+	// Kafka's offsets.topic.replication.factor is 3, capped here by the
+	// cluster's size so that a smaller cluster still has its groups.
+	rf := int16(min(3, len(b.nodeIDs())))
+	cr, err := b.callController(raftactor.PlacedTopicCmd(t, b.cfg.OffsetsPartitions, rf), 30*time.Second)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", groups.OffsetsTopic, err)
 	}
-	res := v.(*raftactor.Result)
-	if res.Err != nil {
-		return fmt.Errorf("create %s: %w", groups.OffsetsTopic, res.Err)
-	}
-	// Another node (or an earlier start) may have created it first.
-	// An earlier start may have created it already.
-	if cr := res.Value.(*raftactor.ControllerResult); cr.Err != nil && !errors.Is(cr.Err, kerr.TopicAlreadyExists) {
+	// Another node, or an earlier start, may have created it first.
+	if cr.Err != nil && !errors.Is(cr.Err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create %s: %v", groups.OffsetsTopic, cr.Err)
 	}
 	return nil

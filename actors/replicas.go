@@ -45,7 +45,7 @@ func (s *replicaSet) get(topic string, partition int32) *partitionHandle {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	hs := s.m[topic]
-	if partition < 0 || int(partition) >= len(hs) {
+	if partition < 0 || int(partition) >= len(hs) || hs[partition].replica == nil {
 		return nil
 	}
 	return hs[partition]
@@ -56,7 +56,9 @@ func (s *replicaSet) each(fn func(*partitionHandle)) {
 	defer s.mu.RUnlock()
 	for _, hs := range s.m {
 		for _, h := range hs {
-			fn(h)
+			if h.replica != nil {
+				fn(h)
+			}
 		}
 	}
 }
@@ -105,6 +107,11 @@ func (s *replicaSet) sync(md *raftactor.Metadata) error {
 
 func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error) {
 	group := t.Groups[i]
+	if !slices.Contains(t.Replicas[i], s.b.cfg.NodeID) {
+		// Hosted by other nodes: a placeholder keeps the topic's slice
+		// indexed by partition; get answers nil for it.
+		return &partitionHandle{topic: t, index: i}, nil
+	}
 	segBytes := s.b.cfg.SegmentBytes
 	if v, ok := t.Configs["segment.bytes"]; ok {
 		fmt.Sscan(v, &segBytes)
@@ -132,9 +139,11 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 	r, err := raftactor.NewReplica(raftactor.Config{
 		Group:           group,
 		NodeID:          uint64(s.b.cfg.NodeID),
-		Voters:          []uint64{uint64(s.b.cfg.NodeID)},
+		Voters:          voterIDs(t.Replicas[i]),
 		DB:              s.b.db,
 		SM:              sm,
+		Transport:       s.b.peers.transport(),
+		OnLeader:        s.b.peers.onLeader,
 		Applied:         applied,
 		Log:             s.b.log,
 		CheckpointEvery: s.b.cfg.FlushInterval,
@@ -149,7 +158,17 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		sm.Close(false)
 		return nil, err
 	}
+	s.b.peers.register(group, pid, r)
 	return &partitionHandle{topic: t, index: i, pid: pid, replica: r, sm: sm}, nil
+}
+
+// voterIDs are a replica set's node ids as raft names them.
+func voterIDs(nodes []int32) []uint64 {
+	out := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		out[i] = uint64(n)
+	}
+	return out
 }
 
 // Kafka's defaults for the topic configs of retention.
@@ -204,6 +223,10 @@ func compactionConfig(configs map[string]string) *raftactor.CompactionConfig {
 // as Kafka does, so a topic recreated under the same name starts clean
 // while the old replica closes its files and removes the renamed copy.
 func (s *replicaSet) deleteLocked(h *partitionHandle) {
+	if h.replica == nil {
+		return // hosted elsewhere
+	}
+	s.b.peers.forget(h.replica.Group())
 	dir := filepath.Join(s.partitionsDir(), fmt.Sprintf("%s-%d", h.topic.Name, h.index))
 	h.replica.MarkDeleting()
 	if err := os.Rename(dir, raftactor.DeletedDir(dir, h.topic.Groups[h.index])); err != nil && !os.IsNotExist(err) {
@@ -219,7 +242,9 @@ func (s *replicaSet) stopAll() {
 	var fs []*actor.Future
 	for _, hs := range s.m {
 		for _, h := range hs {
-			fs = append(fs, s.b.sys.Root.StopFuture(h.pid))
+			if h.replica != nil {
+				fs = append(fs, s.b.sys.Root.StopFuture(h.pid))
+			}
 		}
 	}
 	for _, f := range fs {

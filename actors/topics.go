@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"time"
+
 	"crypto/rand"
 	"fmt"
 	"strconv"
@@ -103,19 +105,39 @@ func newTopicID() [16]byte {
 	return id
 }
 
-// newTopic builds the create command of a topic on this node (replication
-// factor 1 until the cluster lands).
-func (b *Broker) newTopic(name string, partitions int32, configs map[string]string) *raftactor.Topic {
-	reps := make([][]int32, partitions)
-	for i := range reps {
-		reps[i] = []int32{b.cfg.NodeID}
-	}
-	return &raftactor.Topic{Name: name, ID: newTopicID(), Replicas: reps, Configs: configs}
+// newTopic is a topic to create, its replicas left to the controller's
+// placement (PlacedTopicCmd) unless the request assigned them.
+func newTopic(name string, configs map[string]string) *raftactor.Topic {
+	return &raftactor.Topic{Name: name, ID: newTopicID(), Configs: configs}
 }
 
 // proposeController sends cmd to the controller; then runs on the
 // connection's actor with the result.
 func (c *conn) proposeController(ctx actor.Context, cmd *raftactor.ControllerCmd, then func(*raftactor.ControllerResult, error)) {
+	if c.b.clustered() {
+		// The controller's leader may be another node, and finding it
+		// may wait for an election: that waiting happens off the
+		// connection's goroutine, which continues when the outcome is in.
+		type outcome struct {
+			res *raftactor.ControllerResult
+			err error
+		}
+		f := actor.NewFuture(ctx.ActorSystem(), controllerTimeout+5*time.Second)
+		root := ctx.ActorSystem().Root
+		go func() {
+			res, err := c.b.callController(cmd, controllerTimeout)
+			root.Send(f.PID(), outcome{res, err})
+		}()
+		ctx.ReenterAfter(f, func(v any, err error) {
+			if err != nil {
+				then(nil, err)
+				return
+			}
+			o := v.(outcome)
+			then(o.res, o.err)
+		})
+		return
+	}
 	ctx.Send(c.b.controllerPID, &raftactor.Propose{
 		Data:    cmd.Encode(),
 		ReplyTo: ctx.Self(),
@@ -127,4 +149,27 @@ func (c *conn) proposeController(ctx actor.Context, cmd *raftactor.ControllerCmd
 			then(v.(*raftactor.ControllerResult), nil)
 		},
 	})
+}
+
+// defaultRF is the replication factor of a topic created without one:
+// the configured default, capped by the cluster's size.
+func (b *Broker) defaultRF() int16 {
+	return int16(min(int(b.cfg.DefaultReplicationFactor), len(b.nodeIDs())))
+}
+
+// createTopicCmd creates a topic on the replica sets assigned, or on
+// partitions sets of rf replicas placed by the controller.
+func (b *Broker) createTopicCmd(name string, configs map[string]string, partitions int32, rf int16, assigned [][]int32) *raftactor.ControllerCmd {
+	t := newTopic(name, configs)
+	if len(assigned) > 0 {
+		t.Replicas = assigned
+		return raftactor.CreateTopicCmd(t)
+	}
+	return raftactor.PlacedTopicCmd(t, partitions, rf)
+}
+
+// partitionExists reports whether the metadata names topic/partition.
+func (b *Broker) partitionExists(topic string, partition int32) bool {
+	t := b.controller.Metadata().Topics[topic]
+	return t != nil && partition >= 0 && int(partition) < len(t.Groups)
 }

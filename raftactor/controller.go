@@ -100,6 +100,9 @@ type ControllerCmd struct {
 	// partition 0 is.
 	Count    int32     `json:"count,omitempty"`
 	Replicas [][]int32 `json:"replicas,omitempty"`
+	// create_topic without replica sets: Count partitions of RF replicas
+	// each, placed at apply over the cluster's nodes.
+	RF int16 `json:"rf,omitempty"`
 }
 
 // ControllerResult is what applying a ControllerCmd returns.
@@ -124,6 +127,18 @@ type Controller struct {
 	applied  uint64
 	trimmed  uint64
 	onChange func(old, cur *Metadata)
+	nodes    []int32 // the cluster's members, where replicas are placed
+}
+
+// SetNodes names the cluster's members, before the controller's replica
+// starts. Every node is given the same list (cluster.toml), so placement
+// at apply is the same everywhere.
+func (c *Controller) SetNodes(ids []int32) { c.nodes = ids }
+
+// PlacedTopicCmd creates t with partitions partitions of rf replicas,
+// placed by the controller at apply.
+func PlacedTopicCmd(t *Topic, partitions int32, rf int16) *ControllerCmd {
+	return &ControllerCmd{Op: OpCreateTopic, Topic: t, Count: partitions, RF: rf}
 }
 
 type controllerState struct {
@@ -184,7 +199,17 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 			break
 		}
 		nt := *t
-		nt.Groups = make([]uint64, len(t.Replicas))
+		if len(nt.Replicas) == 0 && cmd.Count > 0 {
+			// Start where the group counter is, so that consecutive
+			// topics lead from different nodes.
+			reps, err := Place(c.nodes, int(cmd.Count), int(cmd.RF), cur.NextGroup)
+			if err != nil {
+				res.Err = kerr.InvalidReplicationFactor
+				break
+			}
+			nt.Replicas = reps
+		}
+		nt.Groups = make([]uint64, len(nt.Replicas))
 		for i := range nt.Groups {
 			nt.Groups[i] = cur.NextGroup
 			cur.NextGroup++

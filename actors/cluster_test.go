@@ -1,0 +1,167 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// threeNodes starts a 3-node cluster in this process on loopback ports
+// chosen now; brokers[i] is node i+1.
+func threeNodes(t *testing.T) ([]*Broker, []cluster.Config) {
+	t.Helper()
+	dir := t.TempDir()
+	var nodes []cluster.Node
+	for id := int32(1); id <= 3; id++ {
+		nodes = append(nodes, cluster.Node{ID: id, Kafka: freePort(t), Raft: freePort(t), DataDir: filepath.Join(dir, fmt.Sprint(id))})
+	}
+	var cfgs []cluster.Config
+	for _, n := range nodes {
+		cfg := cluster.Default()
+		cfg.NodeID, cfg.Nodes = n.ID, nodes
+		cfg.DefaultReplicationFactor, cfg.DefaultPartitions, cfg.OffsetsPartitions = 3, 3, 3
+		cfg.ApplyNode()
+		cfg.RaftAddr = n.Raft
+		cfgs = append(cfgs, cfg)
+	}
+	brokers := make([]*Broker, 3)
+	errs := make(chan error, 3)
+	for i := range cfgs {
+		go func(i int) {
+			b, err := StartBroker(cfgs[i], slog.New(slog.NewTextHandler(io.Discard, nil)))
+			brokers[i] = b
+			errs <- err
+		}(i)
+	}
+	for range cfgs {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, b := range brokers {
+			if b != nil {
+				b.Close()
+			}
+		}
+	})
+	return brokers, cfgs
+}
+
+// Three nodes: a topic with RF 3 is created through any node, produced to
+// with acks=all and read back in full; every replica holds the same bytes;
+// with its leader's node stopped, a partition gets a new leader on the
+// others and takes writes again, and nothing acknowledged is lost.
+func TestClusterReplicatesAndFailsOver(t *testing.T) {
+	brokers, cfgs := threeNodes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	seeds := []string{cfgs[0].KafkaAddr, cfgs[1].KafkaAddr, cfgs[2].KafkaAddr}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(100),
+		kgo.RetryTimeout(30*time.Second), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wait.For(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(ctx, 3, 3, nil, "orders")
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		return err
+	})
+	produce := func(tag string, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			r := &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("%s-%d", tag, i))}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce %s-%d: %v", tag, i, err)
+			}
+		}
+	}
+	produce("a", 300)
+	// Every replica of every partition holds the same bytes.
+	wait.For(t, 20*time.Second, func() error { return sameReplicas(brokers, "orders", 3) })
+
+	// Stop the node leading partition 0; the others elect and go on.
+	var victim int
+	for i, b := range brokers {
+		if h := b.replicas.get("orders", 0); h != nil && h.replica.LeaderReady() {
+			victim = i
+		}
+	}
+	brokers[victim].Close()
+	brokers[victim] = nil
+	produce("b", 300)
+	got := map[string]bool{}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for len(got) < 600 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read back %d of 600", len(got))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if got[string(r.Value)] {
+				t.Errorf("%s read twice", r.Value)
+			}
+			got[string(r.Value)] = true
+		})
+	}
+}
+
+// sameReplicas checks that every live replica of each partition of topic
+// is at the same high watermark with the same log bytes.
+func sameReplicas(brokers []*Broker, topic string, partitions int32) error {
+	for p := int32(0); p < partitions; p++ {
+		var ref []byte
+		var refHW int64 = -1
+		for i, b := range brokers {
+			if b == nil {
+				continue
+			}
+			h := b.replicas.get(topic, p)
+			if h == nil {
+				return fmt.Errorf("node %d hosts no replica of %s-%d", i+1, topic, p)
+			}
+			v := h.sm.View()
+			data, err := v.Read(v.LogStartOffset(), 64<<20)
+			if err != nil {
+				return err
+			}
+			if refHW < 0 {
+				ref, refHW = data, v.HighWatermark()
+				continue
+			}
+			if v.HighWatermark() != refHW || string(data) != string(ref) {
+				return fmt.Errorf("%s-%d: node %d at %d differs from the first replica at %d", topic, p, i+1, v.HighWatermark(), refHW)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,315 @@
+package actors
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/raftactor"
+)
+
+// peers is the node's side of the cluster: the transport to the other
+// nodes, the table of every group's leader, and the routing of inbound
+// raft messages to this node's replicas. On a single node it holds only
+// the leader table, fed by the local replicas.
+type peers struct {
+	b       *Broker
+	tr      *cluster.Transport // nil on a single node
+	leaders *cluster.LeaderTable
+
+	mu     sync.RWMutex
+	groups map[uint64]groupReplica
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type groupReplica struct {
+	pid *actor.PID
+	r   *raftactor.Replica
+}
+
+// announceEvery re-sends this node's leaderships to every peer, for peers
+// that came up after the change was first announced.
+const announceEvery = time.Second
+
+func newPeers(b *Broker) *peers {
+	return &peers{b: b, leaders: cluster.NewLeaderTable(), groups: map[uint64]groupReplica{}, stop: make(chan struct{})}
+}
+
+// clustered reports whether the configuration lists other nodes.
+func (b *Broker) clustered() bool { return len(b.cfg.Nodes) > 1 }
+
+// nodeIDs are the cluster's members: the controller's voters.
+func (b *Broker) nodeIDs() []int32 {
+	if !b.clustered() {
+		return []int32{b.cfg.NodeID}
+	}
+	ids := make([]int32, len(b.cfg.Nodes))
+	for i, n := range b.cfg.Nodes {
+		ids[i] = n.ID
+	}
+	return ids
+}
+
+// start opens the raft listener and dials the peers.
+func (p *peers) start() error {
+	if !p.b.clustered() {
+		return nil
+	}
+	addrs := map[uint64]string{}
+	for _, n := range p.b.cfg.Nodes {
+		addrs[uint64(n.ID)] = n.Raft
+	}
+	tr, err := cluster.StartTransport(cluster.TransportConfig{
+		NodeID:        uint64(p.b.cfg.NodeID),
+		Addr:          addrs[uint64(p.b.cfg.NodeID)],
+		Peers:         addrs,
+		Log:           p.b.log,
+		Deliver:       p.deliver,
+		OnLeader:      func(_ uint64, a cluster.Announcement) { p.leaders.Observe(a.Group, a.Leader, a.Term) },
+		OnUnreachable: p.unreachable,
+		OnCall:        p.answerCall,
+	})
+	if err != nil {
+		return err
+	}
+	p.tr = tr
+	p.wg.Add(1)
+	go p.announceLoop()
+	return nil
+}
+
+func (p *peers) close() {
+	close(p.stop)
+	p.wg.Wait()
+	if p.tr != nil {
+		p.tr.Close()
+	}
+}
+
+// transport is what replicas send through; nil (no peers) on one node.
+func (p *peers) transport() raftactor.Transport {
+	if p.tr == nil {
+		return nil
+	}
+	return p.tr
+}
+
+func (p *peers) register(group uint64, pid *actor.PID, r *raftactor.Replica) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.groups[group] = groupReplica{pid, r}
+}
+
+func (p *peers) forget(group uint64) {
+	p.mu.Lock()
+	delete(p.groups, group)
+	p.mu.Unlock()
+	p.leaders.Forget(group)
+}
+
+func (p *peers) lookup(group uint64) (groupReplica, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	g, ok := p.groups[group]
+	return g, ok
+}
+
+// deliver hands one group's messages of a frame to its replica, or drops
+// them when the replica is backlogged or not (yet) here: raft retransmits.
+func (p *peers) deliver(group uint64, msgs []*pb.Message) {
+	g, ok := p.lookup(group)
+	if !ok || !g.r.AcceptStep() {
+		return
+	}
+	p.b.sys.Root.Send(g.pid, &raftactor.Step{Msgs: msgs})
+}
+
+func (p *peers) unreachable(group, to uint64) {
+	if g, ok := p.lookup(group); ok {
+		p.b.sys.Root.Send(g.pid, &raftactor.Unreachable{To: to})
+	}
+}
+
+// onLeader runs on a replica's goroutine when it learns of a leader.
+func (p *peers) onLeader(li raftactor.LeaderInfo) {
+	p.leaders.Observe(li.Group, li.Leader, li.Term)
+	if p.tr != nil && li.Ready && li.Leader == uint64(p.b.cfg.NodeID) {
+		p.tr.Announce(cluster.Announcement{Group: li.Group, Leader: li.Leader, Term: li.Term})
+	}
+}
+
+func (p *peers) announceLoop() {
+	defer p.wg.Done()
+	t := time.NewTicker(announceEvery)
+	defer t.Stop()
+	self := uint64(p.b.cfg.NodeID)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.mu.RLock()
+		for group, g := range p.groups {
+			if g.r.LeaderReady() {
+				p.tr.Announce(cluster.Announcement{Group: group, Leader: self, Term: uint64(g.r.Term())})
+			}
+		}
+		p.mu.RUnlock()
+	}
+}
+
+// leaderOf is the node leading group as this node last heard, -1 if none.
+func (p *peers) leaderOf(group uint64) (leader int32, epoch int32) {
+	e, ok := p.leaders.Get(group)
+	if !ok || e.Leader == 0 {
+		return -1, int32(e.Term)
+	}
+	return int32(e.Leader), int32(e.Term)
+}
+
+// controllerTimeout bounds how long a controller command waits for a
+// controller leader (an election, a peer coming up) before its request is
+// answered with a retriable error.
+const controllerTimeout = 10 * time.Second
+
+// callController proposes cmd to the controller's leader, here or on a
+// peer, and waits for the outcome. It blocks: callers run it off any
+// actor's goroutine.
+func (b *Broker) callController(cmd *raftactor.ControllerCmd, within time.Duration) (*raftactor.ControllerResult, error) {
+	deadline := time.Now().Add(within)
+	self := uint64(b.cfg.NodeID)
+	for {
+		var res *raftactor.ControllerResult
+		var err error
+		lead := b.peers.leaders
+		e, _ := lead.Get(raftactor.ControllerGroup)
+		switch {
+		case b.controllerReplica.LeaderReady() || !b.clustered():
+			res, err = b.proposeLocalController(cmd, time.Until(deadline))
+		case e.Leader != 0 && e.Leader != self:
+			done := make(chan struct{})
+			b.peers.tr.Call(e.Leader, cmd.Encode(), time.Until(deadline), func(reply []byte, cerr error) {
+				if cerr == nil {
+					res, err = raftactor.DecodeControllerOutcome(reply)
+				} else {
+					err = cerr
+				}
+				close(done)
+			})
+			<-done
+		default:
+			err = raftactor.ErrNotLeader
+		}
+		retriable := errors.Is(err, raftactor.ErrNotLeader) || errors.Is(err, cluster.ErrPeerUnreachable)
+		if !retriable || time.Now().After(deadline) {
+			return res, err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-b.peers.stop:
+			return nil, raftactor.ErrStopped
+		}
+	}
+}
+
+func (b *Broker) proposeLocalController(cmd *raftactor.ControllerCmd, within time.Duration) (*raftactor.ControllerResult, error) {
+	f := actor.NewFuture(b.sys, max(within, time.Second))
+	b.sys.Root.Send(b.controllerPID, &raftactor.Propose{Data: cmd.Encode(), ReplyTo: f.PID()})
+	v, err := f.Result()
+	if err != nil {
+		return nil, err
+	}
+	res := v.(*raftactor.Result)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Value.(*raftactor.ControllerResult), nil
+}
+
+// answerCall serves a peer's forwarded controller command, if this node
+// leads the controller.
+func (p *peers) answerCall(_ uint64, payload []byte, reply func([]byte)) {
+	go func() {
+		if !p.b.controllerReplica.LeaderReady() {
+			reply(raftactor.EncodeControllerOutcome(nil, raftactor.ErrNotLeader))
+			return
+		}
+		f := actor.NewFuture(p.b.sys, controllerTimeout)
+		p.b.sys.Root.Send(p.b.controllerPID, &raftactor.Propose{Data: payload, ReplyTo: f.PID()})
+		v, err := f.Result()
+		if err != nil {
+			reply(raftactor.EncodeControllerOutcome(nil, err))
+			return
+		}
+		res := v.(*raftactor.Result)
+		cr, _ := res.Value.(*raftactor.ControllerResult)
+		reply(raftactor.EncodeControllerOutcome(cr, res.Err))
+	}()
+}
+
+// brokerAddr is the advertised Kafka host and port of node id.
+func (b *Broker) brokerAddr(id int32) (string, int32, bool) {
+	if id == b.cfg.NodeID {
+		return b.host, b.port, true
+	}
+	for _, n := range b.cfg.Nodes {
+		if n.ID != id {
+			continue
+		}
+		host, port, err := net.SplitHostPort(n.Kafka)
+		if err != nil {
+			return "", 0, false
+		}
+		p, err := strconv.Atoi(port)
+		return host, int32(p), err == nil
+	}
+	return "", 0, false
+}
+
+// live reports whether node id is up as far as this node can tell: itself,
+// or a peer its transport is connected to.
+func (b *Broker) live(id int32) bool {
+	return id == b.cfg.NodeID || (b.peers.tr != nil && b.peers.tr.Connected(uint64(id)))
+}
+
+// rackOf is node id's rack from cluster.toml, nil when it names none.
+func (b *Broker) rackOf(id int32) *string {
+	for _, n := range b.cfg.Nodes {
+		if n.ID == id && n.Rack != "" {
+			r := n.Rack
+			return &r
+		}
+	}
+	return nil
+}
+
+// controllerID is the node leading the controller, -1 when none is known.
+func (b *Broker) controllerID() int32 {
+	if !b.clustered() {
+		return b.cfg.NodeID
+	}
+	id, _ := b.peers.leaderOf(raftactor.ControllerGroup)
+	return id
+}
+
+// servingErr is the error for a request that only a partition's ready
+// leader may serve, given its replica here (nil when hosted elsewhere). A
+// group of one leads from its start and serves as it always has.
+func servingErr(h *partitionHandle) *kerr.Error {
+	switch {
+	case h == nil:
+		return kerr.NotLeaderForPartition
+	case len(h.replica.Voters()) > 1 && !h.replica.LeaderReady():
+		return kerr.NotLeaderForPartition
+	}
+	return nil
+}

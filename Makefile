@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test kcat kafkajs bench
+.PHONY: run build test kcat kafkajs bench cluster cluster-stop
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -11,6 +11,23 @@ run:
 
 build:
 	$(GO) build -o bin/chronik-actor ./cmd/chronik-actor
+
+# A local 3-node cluster (cluster.example.toml: Kafka on 9092-9094), each
+# node a background process logging to data/nodeN.log, its pid in
+# data/nodeN.pid. `make cluster-stop` sends SIGTERM (a graceful stop that
+# hands leadership over first).
+cluster: build
+	@mkdir -p data
+	@for n in 1 2 3; do \
+		bin/chronik-actor --config cluster.example.toml --node-id $$n > data/node$$n.log 2>&1 & \
+		echo $$! > data/node$$n.pid; \
+		echo "node $$n: pid $$(cat data/node$$n.pid), log data/node$$n.log"; \
+	done
+
+cluster-stop:
+	@for n in 1 2 3; do \
+		[ -f data/node$$n.pid ] && kill -TERM $$(cat data/node$$n.pid) 2>/dev/null; rm -f data/node$$n.pid; \
+	done; true
 
 # The kcat checks fail rather than skip without kcat, so install Debian's
 # package first when it is missing (sudo only when not root and available).

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,18 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	b.metrics = newBrokerMetrics(b)
 	b.replicas = newReplicaSet(b)
 	b.peers = newPeers(b)
+	groupsStored, err := db.Groups()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	b.peers.hadState = slices.Contains(groupsStored, raftactor.ControllerGroup)
 	if err := b.peers.start(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := b.peers.refuseIfWiped(5 * time.Second); err != nil {
+		b.peers.close()
 		db.Close()
 		return nil, err
 	}
@@ -164,6 +176,7 @@ func (b *Broker) Addr() string { return b.ln.Addr().String() }
 func (b *Broker) Close() error {
 	var err error
 	b.closeOnce.Do(func() {
+		b.handOffLeadership(5 * time.Second)
 		b.serving.Store(false)
 		close(b.stopTick)
 		if b.ln != nil {

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,6 +134,18 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 			}
 			got[string(r.Value)] = true
 		})
+	}
+
+	// The stopped node's data dir wiped: it must not come back as a
+	// voter with no memory of what it acknowledged.
+	if err := os.RemoveAll(cfgs[victim].DataDir); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := StartBroker(cfgs[victim], slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		b.Close()
+		t.Fatal("a node with a wiped data dir rejoined the cluster")
+	} else if !strings.Contains(err.Error(), "must not rejoin") {
+		t.Fatalf("wiped node refused with %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -26,8 +27,10 @@ type peers struct {
 
 	mu     sync.RWMutex
 	groups map[uint64]groupReplica
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// hadState: the node's DB held the controller's raft log at start.
+	hadState bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 type groupReplica struct {
@@ -238,13 +241,24 @@ func (b *Broker) proposeLocalController(cmd *raftactor.ControllerCmd, within tim
 // answerCall serves a peer's forwarded controller command, if this node
 // leads the controller.
 func (p *peers) answerCall(_ uint64, payload []byte, reply func([]byte)) {
+	if string(payload) == probeInitialized {
+		if p.initialized() {
+			reply([]byte("yes"))
+		} else {
+			reply([]byte("no"))
+		}
+		return
+	}
 	go func() {
-		if !p.b.controllerReplica.LeaderReady() {
+		// Looked up, not read from the broker: a peer may call while
+		// this node is still starting its controller.
+		g, ok := p.lookup(raftactor.ControllerGroup)
+		if !ok || !g.r.LeaderReady() {
 			reply(raftactor.EncodeControllerOutcome(nil, raftactor.ErrNotLeader))
 			return
 		}
 		f := actor.NewFuture(p.b.sys, controllerTimeout)
-		p.b.sys.Root.Send(p.b.controllerPID, &raftactor.Propose{Data: payload, ReplyTo: f.PID()})
+		p.b.sys.Root.Send(g.pid, &raftactor.Propose{Data: payload, ReplyTo: f.PID()})
 		v, err := f.Result()
 		if err != nil {
 			reply(raftactor.EncodeControllerOutcome(nil, err))
@@ -310,6 +324,103 @@ func servingErr(h *partitionHandle) *kerr.Error {
 		return kerr.NotLeaderForPartition
 	case len(h.replica.Voters()) > 1 && !h.replica.LeaderReady():
 		return kerr.NotLeaderForPartition
+	}
+	return nil
+}
+
+// handOffLeadership asks every multi-voter replica this node leads, the
+// controller's included, to hand its leadership to a caught-up follower
+// (etcd-raft TransferLeader), and waits until they have or within has
+// passed. A graceful stop then costs clients a metadata refresh and
+// retriable errors, not an election timeout.
+func (b *Broker) handOffLeadership(within time.Duration) {
+	if !b.clustered() {
+		return
+	}
+	self := uint64(b.cfg.NodeID)
+	var led []groupReplica
+	b.peers.mu.RLock()
+	for _, g := range b.peers.groups {
+		if len(g.r.Voters()) > 1 && g.r.LeaderReady() {
+			led = append(led, g)
+		}
+	}
+	b.peers.mu.RUnlock()
+	for _, g := range led {
+		b.sys.Root.Send(g.pid, &raftactor.TransferLeadership{})
+	}
+	deadline := time.Now().Add(within)
+	for _, g := range led {
+		for g.r.Leader() == self && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if n := len(led); n > 0 {
+		b.log.Info("handed off leadership before stopping", "groups", n, "took", within-time.Until(deadline))
+	}
+}
+
+// probeInitialized is the call a node whose data dir is empty makes to
+// its peers: a payload no controller command can be (those begin with an
+// 8-byte proposal header of zeros).
+const probeInitialized = "initialized?"
+
+// initialized reports whether this node has taken part in its cluster:
+// it came up with state, or its controller has moved past the term every
+// node bootstraps with.
+func (p *peers) initialized() bool {
+	if p.hadState {
+		return true
+	}
+	g, ok := p.lookup(raftactor.ControllerGroup)
+	return ok && g.r.Term() > 1
+}
+
+// refuseIfWiped keeps a node with an empty data dir out of a cluster that
+// already exists: bootstrapped afresh it would vote and acknowledge
+// without the entries it had acknowledged before (raft's safety rests on
+// persisted votes and logs), and could elect a leader missing committed
+// records. It asks every peer; one that has state is enough to refuse. A
+// peer that does not answer within the wait counts as new: when no node
+// of a new cluster is up yet there is nobody to ask.
+func (p *peers) refuseIfWiped(within time.Duration) error {
+	if p.tr == nil || p.hadState {
+		return nil
+	}
+	type answer struct {
+		id  uint64
+		yes bool
+	}
+	pending := map[uint64]bool{}
+	for _, n := range p.b.cfg.Nodes {
+		if n.ID != p.b.cfg.NodeID {
+			pending[uint64(n.ID)] = true
+		}
+	}
+	deadline := time.Now().Add(within)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		ch := make(chan answer, len(pending))
+		for id := range pending {
+			p.tr.Call(id, []byte(probeInitialized), time.Second, func(reply []byte, err error) {
+				if err != nil {
+					ch <- answer{id: 0}
+					return
+				}
+				ch <- answer{id: id, yes: string(reply) == "yes"}
+			})
+		}
+		for range len(pending) {
+			a := <-ch
+			if a.yes {
+				return fmt.Errorf("node %d's data dir %s is empty, but node %d already runs the cluster: a node that lost its data must not rejoin as a voter (it could elect a leader missing acknowledged records); restore its data dir, or replace the node", p.b.cfg.NodeID, p.b.cfg.DataDir, a.id)
+			}
+			if a.id != 0 {
+				delete(pending, a.id)
+			}
+		}
+		if len(pending) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,6 +81,9 @@ type Process struct {
 	addr    string
 	logPath string
 	starts  int
+	// args, when set, replace the single-node flags: a cluster node is
+	// started with --config FILE --node-id N.
+	args []string
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd.Wait returns
@@ -110,6 +114,54 @@ func StartProcess(t testing.TB, dataDir string) *Process {
 	})
 	p.start()
 	return p
+}
+
+// StartCluster runs n chronik-actor processes as one cluster: one
+// generated cluster.toml (replication factor n, n partitions, topic
+// auto-creation on) names every node's Kafka and raft ports, chosen now,
+// and data directory, and node i+1 is procs[i], started with --config FILE
+// --node-id i+1. Each returns once it answers ApiVersions, which a cluster
+// node does before its controller has a quorum: wait for the cluster to
+// form (say, a CreateTopics that succeeds) before relying on it.
+func StartCluster(t testing.TB, n int) []*Process {
+	t.Helper()
+	bin := builtBinary(t, KindChronik)
+	dir := t.TempDir()
+	var toml strings.Builder
+	fmt.Fprintf(&toml, "[cluster]\nreplication_factor = %d\npartitions = %d\nauto_create_topics = true\n", n, n)
+	procs := make([]*Process, n)
+	for i := range procs {
+		id := i + 1
+		p := &Process{
+			t:       t,
+			bin:     bin,
+			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", id)),
+			addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
+		}
+		raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\ndata_dir = %q\n", id, p.addr, raft, p.dataDir)
+		procs[i] = p
+	}
+	cfgPath := filepath.Join(dir, "cluster.toml")
+	if err := os.WriteFile(cfgPath, []byte(toml.String()), 0o644); err != nil {
+		t.Fatalf("write cluster.toml: %v", err)
+	}
+	for i, p := range procs {
+		p.args = []string{"--config", cfgPath, "--node-id", strconv.Itoa(i + 1), "--log-level", "info"}
+		t.Cleanup(func() {
+			if p.running() {
+				p.Kill()
+			}
+			if t.Failed() {
+				logTail(t, fmt.Sprintf("node %d process", i+1), p.logPath)
+			}
+		})
+	}
+	for _, p := range procs {
+		p.start()
+	}
+	return procs
 }
 
 // Kill sends SIGKILL and waits until the process is gone.
@@ -155,7 +207,11 @@ func (p *Process) start() {
 		p.t.Fatalf("process log: %v", err)
 	}
 	fmt.Fprintf(logFile, "=== testkit: start #%d on %s\n", p.starts, p.addr)
-	cmd := exec.Command(p.bin, "--data-dir", p.dataDir, "--kafka-addr", p.addr, "--log-level", "info")
+	args := p.args
+	if args == nil {
+		args = []string{"--data-dir", p.dataDir, "--kafka-addr", p.addr, "--log-level", "info"}
+	}
+	cmd := exec.Command(p.bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {

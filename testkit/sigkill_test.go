@@ -103,7 +103,7 @@ type load struct {
 	pending sync.WaitGroup // produced records whose promise has not run
 }
 
-// startLoad runs producers that each keep producing unique values on their
+// startLoad (addr: one host:port, or several joined by commas) runs producers that each keep producing unique values on their
 // own client (idempotent, acks=all: kgo's defaults) until stopped,
 // recording every acknowledgement.
 func startLoad(t testing.TB, addr, topic string, round, producers int, acked *ackLog) *load {
@@ -111,7 +111,7 @@ func startLoad(t testing.TB, addr, topic string, round, producers int, acked *ac
 	l := &load{cancel: cancel}
 	pad := strings.Repeat("p", 150)
 	for g := 0; g < producers; g++ {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addr, ",")...), kgo.DefaultProduceTopic(topic),
 			// A small buffer keeps the load modest and the stop quick.
 			kgo.MaxBufferedRecords(500))
 		if err != nil {

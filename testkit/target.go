@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,11 +94,11 @@ func skipOnKfake(t testing.TB, k Kind, why string) {
 	}
 }
 
-// NewClient returns a kgo client bootstrapped from addr, closed when the
-// test ends.
+// NewClient returns a kgo client bootstrapped from addr (one host:port, or
+// several joined by commas), closed when the test ends.
 func NewClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(addr, ",")...)}, opts...)...)
 	if err != nil {
 		t.Fatalf("kgo client: %v", err)
 	}

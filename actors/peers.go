@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -79,6 +80,25 @@ func (p *peers) start() error {
 		OnLeader:      func(_ uint64, a cluster.Announcement) { p.leaders.Observe(a.Group, a.Leader, a.Term) },
 		OnUnreachable: p.unreachable,
 		OnCall:        p.answerCall,
+		ReceiveSnapshot: func(group uint64, m *pb.Message, body io.Reader) error {
+			g, ok := p.lookup(group)
+			if !ok {
+				return fmt.Errorf("no replica of raft group %d here", group)
+			}
+			if err := g.r.ReceiveSnapshot(m, body); err != nil {
+				return err
+			}
+			if !g.r.AcceptStep() {
+				return fmt.Errorf("raft group %d is backlogged", group)
+			}
+			p.b.sys.Root.Send(g.pid, &raftactor.Step{Msgs: []*pb.Message{m}})
+			return nil
+		},
+		OnSnapshotSent: func(group, to uint64, ok bool) {
+			if g, found := p.lookup(group); found {
+				p.b.sys.Root.Send(g.pid, &raftactor.SnapshotStatus{To: to, OK: ok})
+			}
+		},
 	})
 	if err != nil {
 		return err

@@ -73,6 +73,12 @@ type TransportConfig struct {
 	// this node as the controller's leader); reply may run on any
 	// goroutine, once. OnCall must not block.
 	OnCall func(from uint64, payload []byte, reply func([]byte))
+	// ReceiveSnapshot stages a snapshot streamed by a peer (m is its
+	// MsgSnap, body the bulk) and hands m to the replica; it runs on the
+	// snapshot connection's goroutine and may block while it writes.
+	ReceiveSnapshot func(group uint64, m *pb.Message, body io.Reader) error
+	// OnSnapshotSent hears how streaming a snapshot to a peer went.
+	OnSnapshotSent func(group, to uint64, ok bool)
 	// Filter, when set, sees every outbound raft message and drops those
 	// it returns false for: the hook tests use to cut links.
 	Filter func(to, group uint64, m *pb.Message) bool
@@ -90,6 +96,8 @@ type Transport struct {
 	inbound map[net.Conn]struct{}
 	nextID  uint64
 	calls   map[uint64]*call
+
+	snapSlots chan struct{} // bounds snapshots streaming out at once
 }
 
 type call struct {
@@ -131,7 +139,7 @@ func StartTransport(cfg TransportConfig) (*Transport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft listen %s: %w", cfg.Addr, err)
 	}
-	t := &Transport{cfg: cfg, ln: ln, peers: map[uint64]*peer{}, closed: make(chan struct{}), inbound: map[net.Conn]struct{}{}, calls: map[uint64]*call{}}
+	t := &Transport{cfg: cfg, ln: ln, peers: map[uint64]*peer{}, closed: make(chan struct{}), inbound: map[net.Conn]struct{}{}, calls: map[uint64]*call{}, snapSlots: make(chan struct{}, maxSnapshotsOut)}
 	for id, addr := range cfg.Peers {
 		if id == cfg.NodeID {
 			continue
@@ -294,26 +302,41 @@ func (p *peer) run() {
 	}
 }
 
-func (p *peer) dial() (net.Conn, error) {
+// dialFromHome dials addr from the host of this node's raft address.
+func (t *Transport) dialFromHome(addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}
-	if host, _, err := net.SplitHostPort(p.t.cfg.Addr); err == nil {
+	if host, _, err := net.SplitHostPort(t.cfg.Addr); err == nil {
 		if ip := net.ParseIP(host); ip != nil {
 			d.LocalAddr = &net.TCPAddr{IP: ip}
 		}
 	}
-	c, err := d.Dial("tcp", p.addr)
+	return d.Dial("tcp", addr)
+}
+
+func (p *peer) dial() (net.Conn, error) {
+	c, err := p.t.dialFromHome(p.addr)
 	if err != nil {
 		return nil, err
 	}
-	hello := binary.BigEndian.AppendUint32(nil, helloMagic)
-	hello = binary.BigEndian.AppendUint32(hello, wireVersion)
-	hello = binary.BigEndian.AppendUint64(hello, p.t.cfg.NodeID)
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.Write(hello); err != nil {
+	if _, err := c.Write(hello(p.t.cfg.NodeID, connMessages)); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// Connection kinds, the last byte of hello.
+const (
+	connMessages = 0
+	connSnapshot = 1
+)
+
+func hello(from uint64, kind byte) []byte {
+	h := binary.BigEndian.AppendUint32(nil, helloMagic)
+	h = binary.BigEndian.AppendUint32(h, wireVersion)
+	h = binary.BigEndian.AppendUint64(h, from)
+	return append(h, kind)
 }
 
 // drop empties the queue after a connection is lost: those messages are
@@ -456,7 +479,7 @@ func (t *Transport) accept() {
 // of a frame in one call.
 func (t *Transport) read(c net.Conn) error {
 	r := bufio.NewReaderSize(c, 256<<10)
-	var hello [16]byte
+	var hello [17]byte
 	if _, err := io.ReadFull(r, hello[:]); err != nil {
 		return err
 	}
@@ -464,6 +487,9 @@ func (t *Transport) read(c net.Conn) error {
 		return fmt.Errorf("not a chronik-actor raft peer (or another wire version)")
 	}
 	from := binary.BigEndian.Uint64(hello[8:])
+	if hello[16] == connSnapshot {
+		return t.receiveSnapshot(c, r, from)
+	}
 	var buf []byte
 	var order []uint64
 	byGroup := map[uint64][]*pb.Message{}

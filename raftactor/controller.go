@@ -128,6 +128,9 @@ type Controller struct {
 	trimmed  uint64
 	onChange func(old, cur *Metadata)
 	nodes    []int32 // the cluster's members, where replicas are placed
+
+	restoring  *Metadata // between Restore and Installed
+	restoredAt uint64
 }
 
 // SetNodes names the cluster's members, before the controller's replica

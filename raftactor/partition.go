@@ -112,6 +112,10 @@ type Partition struct {
 	syncForCompaction bool
 
 	pubEpochs atomic.Pointer[[]EpochStart]
+	restoring *stagedPartition // between Restore and Installed
+	// pubLog is log for readers on other goroutines: a snapshot's install
+	// replaces the log.
+	pubLog atomic.Pointer[storage.PartitionLog]
 }
 
 // EpochStart is the first offset written in a leader epoch.
@@ -142,6 +146,9 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, 0, err
 	}
+	if err := finishRestore(cfg); err != nil {
+		return nil, 0, fmt.Errorf("partition %s: finish snapshot install: %w", cfg.Dir, err)
+	}
 	if err := storage.RemoveCompactionLeftovers(cfg.Dir); err != nil {
 		return nil, 0, fmt.Errorf("partition %s: %w", cfg.Dir, err)
 	}
@@ -150,6 +157,7 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 		return nil, 0, err
 	}
 	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs}
+	p.pubLog.Store(l)
 	if cp.Producers != nil {
 		p.producers.m = cp.Producers
 	}
@@ -183,7 +191,7 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 }
 
 // View is the partition's latest read view; safe from any goroutine.
-func (p *Partition) View() *storage.ReadView { return p.log.View() }
+func (p *Partition) View() *storage.ReadView { return p.pubLog.Load().View() }
 
 // Epochs is the leader-epoch history; safe from any goroutine.
 func (p *Partition) Epochs() []EpochStart {
@@ -325,12 +333,7 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 	p.sinceCp = 0
 	p.syncForCompaction = false
 	p.producers.expire(time.Now())
-	prods := make(map[int64]*producerEntry, len(p.producers.m))
-	for id, e := range p.producers.m {
-		c := *e
-		c.Batches = append([]batchMeta(nil), e.Batches...)
-		prods[id] = &c
-	}
+	prods := p.producers.snapshot()
 	return &partitionCp{
 		key:     storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
 		job:     p.log.PrepareSync(),

@@ -58,23 +58,12 @@ const inSyncWindow = 10 * time.Second
 // memory in proportion to its bound, not to its peers' send rate.
 const maxInboundSteps = 256
 
-// retainBytes bounds the raft log a leader keeps for a lagging follower;
-// past it the log is trimmed to the checkpoint anyway and that follower
-// needs a snapshot.
-const retainBytes = 64 << 20
+// defaultRetainBytes bounds the raft log a leader keeps for a lagging
+// follower; past it the log is trimmed to the checkpoint anyway and that
+// follower is sent a snapshot.
+const defaultRetainBytes = 64 << 20
 
-var errSnapshotUnsupported = errors.New("raftactor: raft snapshots are not implemented yet")
-
-// noSnapshots is the replica's raft.Storage: LogStore, except that no
-// snapshot can be built yet (their data are the segments, streamed by the
-// transport: not built). etcd-raft's contract for that case is
-// ErrSnapshotTemporarilyUnavailable: the leader tries again later instead
-// of sending an empty snapshot a follower would install over its state.
-type noSnapshots struct{ raft.Storage }
-
-func (noSnapshots) Snapshot() (*pb.Snapshot, error) {
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
-}
+var errSnapshotUnsupported = errors.New("raftactor: this state machine cannot install a raft snapshot")
 
 // AcceptStep reserves room for one Step in the replica's mailbox, or
 // reports that it is full and the messages should be dropped. Safe from
@@ -152,7 +141,7 @@ func (r *Replica) trackProgress() {
 // GroupStatus is the group's status as last published by this replica
 // while it led, or nil. Safe from any goroutine.
 func (r *Replica) GroupStatus() *Status {
-	if !r.leader {
+	if r.lead.Load() != r.cfg.NodeID {
 		return nil
 	}
 	return r.status.Load()
@@ -189,8 +178,8 @@ func (r *Replica) trimIndex(cp uint64) uint64 {
 	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		floor = min(floor, pr.Match)
 	})
-	if floor < cp && r.store.Bytes() > retainBytes {
-		r.log.Warn("raft log over its budget: trimming past a lagging follower", "group", r.cfg.Group, "floor", floor, "checkpoint", cp)
+	if floor < cp && r.store.Bytes() > r.cfg.RetainLogBytes {
+		r.log.Info("raft log over its budget: trimming past a lagging follower, which will need a snapshot", "group", r.cfg.Group, "floor", floor, "checkpoint", cp)
 		return cp
 	}
 	return floor

@@ -3,7 +3,9 @@ package raftactor
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -25,6 +27,8 @@ type router struct {
 	pids map[uint64]*actor.PID
 	reps map[uint64]*Replica
 	cut  map[[2]uint64]bool
+
+	snapshots int // snapshots streamed
 }
 
 type routerEnd struct {
@@ -43,6 +47,33 @@ func (e routerEnd) Send(group uint64, msgs []*pb.Message) {
 		}
 		e.r.sys.Root.Send(pid, &Step{Msgs: []*pb.Message{proto.Clone(m).(*pb.Message)}})
 	}
+}
+
+// SendSnapshot streams the body through a pipe into the receiver's
+// ReceiveSnapshot, as the cluster transport does over its own connection.
+func (e routerEnd) SendSnapshot(group uint64, m *pb.Message, body func(io.Writer) error) {
+	e.r.mu.Lock()
+	to := m.GetTo()
+	pid, rep, from := e.r.pids[to], e.r.reps[to], e.r.pids[e.from]
+	cut := e.r.cut[[2]uint64{e.from, to}]
+	e.r.mu.Unlock()
+	go func() {
+		ok := false
+		if pid != nil && !cut {
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(body(pw)) }()
+			mc := proto.Clone(m).(*pb.Message)
+			if err := rep.ReceiveSnapshot(mc, pr); err == nil && rep.AcceptStep() {
+				e.r.sys.Root.Send(pid, &Step{Msgs: []*pb.Message{mc}})
+				ok = true
+			}
+			pr.Close()
+		}
+		e.r.mu.Lock()
+		e.r.snapshots++
+		e.r.mu.Unlock()
+		e.r.sys.Root.Send(from, &SnapshotStatus{To: to, OK: ok})
+	}()
 }
 
 // isolate cuts every link to and from id; heal restores them all.
@@ -89,6 +120,12 @@ type groupNode struct {
 
 // threeVoters starts one group on nodes 1-3, ticked every 10 ms.
 func threeVoters(t *testing.T) (*router, map[uint64]*groupNode, *actor.PID, <-chan *Result) {
+	return votersWith(t, func(*Config, *PartitionConfig) {})
+}
+
+// votersWith is threeVoters with the replicas' and partitions' configs
+// adjusted by tune.
+func votersWith(t *testing.T, tune func(*Config, *PartitionConfig)) (*router, map[uint64]*groupNode, *actor.PID, <-chan *Result) {
 	t.Helper()
 	ids := []uint64{1, 2, 3}
 	sys := newSystem()
@@ -97,12 +134,15 @@ func threeVoters(t *testing.T) (*router, map[uint64]*groupNode, *actor.PID, <-ch
 	dir := t.TempDir()
 	for _, id := range ids {
 		db := openDB(t, filepath.Join(dir, fmt.Sprint(id), "db"))
-		sm, applied, err := OpenPartition(PartitionConfig{Group: testGroup, Dir: filepath.Join(dir, fmt.Sprint(id), "p"), DB: db})
+		rc := Config{Group: testGroup, NodeID: id, Voters: ids, DB: db, Log: quietLogger(), Transport: routerEnd{rt, id}}
+		pc := PartitionConfig{Group: testGroup, Dir: filepath.Join(dir, fmt.Sprint(id), "p"), DB: db}
+		tune(&rc, &pc)
+		sm, applied, err := OpenPartition(pc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := NewReplica(Config{Group: testGroup, NodeID: id, Voters: ids, DB: db, Applied: applied, Log: quietLogger(),
-			SM: durableCheck{Partition: sm, t: t, db: db, group: testGroup}, Transport: routerEnd{rt, id}})
+		rc.Applied, rc.SM = applied, durableCheck{Partition: sm, t: t, db: db, group: testGroup}
+		r, err := NewReplica(rc)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,4 +306,65 @@ func TestCutOffLeaderLosesItsUncommittedEntries(t *testing.T) {
 	if hw := old.sm.View().HighWatermark(); hw != after[len(after)-1].BaseOffset+3 {
 		t.Fatalf("old leader at %d", hw)
 	}
+}
+
+// A follower cut off while the leader writes and trims its raft log past
+// it (a tiny retention budget) is caught up by a snapshot: the leader's
+// segment files streamed and installed, after which the follower's log
+// holds the same bytes and goes on applying what comes next.
+func TestLaggingFollowerCatchesUpThroughSnapshot(t *testing.T) {
+	rt, nodes, rpid, results := votersWith(t, func(c *Config, p *PartitionConfig) {
+		c.RetainLogBytes = 1
+		c.CheckpointEvery = 20 * time.Millisecond
+		p.CheckpointBytes = 1
+		p.Log.SegmentBytes = 4 << 10 // several segments to stream
+	})
+	l := waitLeader(t, nodes, 0)
+	produceAt(t, l, rpid, results, "early", 10)
+	var lag *groupNode
+	for id, n := range nodes {
+		if id != l.id {
+			lag = n
+			break
+		}
+	}
+	var cut uint64 // the leader's commit index when the follower left
+	wait.For(t, 5*time.Second, func() error {
+		if st := l.r.GroupStatus(); st != nil {
+			cut = st.Commit
+			return nil
+		}
+		return fmt.Errorf("no status published")
+	})
+	rt.isolate(lag.id, []uint64{1, 2, 3})
+	res := produceAt(t, l, rpid, results, "while-away", 200)
+	// The leader trims past the follower's match once it checkpoints.
+	wait.For(t, 10*time.Second, func() error {
+		v, err := l.db.Get(append(storage.GroupPrefix(testGroup), "/truncated"...))
+		if err != nil {
+			return err
+		}
+		var tr struct{ Index uint64 }
+		if err := json.Unmarshal(v, &tr); err != nil {
+			return err
+		}
+		if tr.Index <= cut {
+			return fmt.Errorf("leader's log trimmed to %d, the follower left at %d", tr.Index, cut)
+		}
+		return nil
+	})
+	rt.heal()
+	hw := res[len(res)-1].BaseOffset + 3
+	sameLogs(t, nodes, hw)
+	rt.mu.Lock()
+	n := rt.snapshots
+	rt.mu.Unlock()
+	if n == 0 {
+		t.Fatal("the follower caught up without a snapshot: the test did not trim past it")
+	}
+	if segs := len(lag.sm.View().Segments()); segs < 2 {
+		t.Fatalf("follower holds %d segments", segs)
+	}
+	after := produceAt(t, l, rpid, results, "after", 5)
+	sameLogs(t, nodes, after[len(after)-1].BaseOffset+3)
 }

@@ -106,3 +106,15 @@ func nextSeq(s int32) int32 {
 	}
 	return s + 1
 }
+
+// snapshot copies the table, for a checkpoint or a raft snapshot taken
+// while the replica goes on applying.
+func (t *producerTable) snapshot() map[int64]*producerEntry {
+	out := make(map[int64]*producerEntry, len(t.m))
+	for id, e := range t.m {
+		c := *e
+		c.Batches = append([]batchMeta(nil), e.Batches...)
+		out[id] = &c
+	}
+	return out
+}

@@ -42,11 +42,14 @@ func (r *Replica) handleReady(ctx actor.Context) {
 	if rd.SoftState != nil {
 		r.setLeader(ctx, rd.SoftState.RaftState == raft.StateLeader, rd.SoftState.Lead)
 	}
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		// Snapshots are never sent (LogStore.Snapshot answers
-		// ErrSnapshotTemporarilyUnavailable), so none can arrive.
-		r.fail(ctx, "snapshot", errSnapshotUnsupported)
-		return
+	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+		// A follower given the leader's state whole: install it before
+		// anything of this Ready that comes after it (its entries, its
+		// committed entries).
+		if err := r.installSnapshot(rd.Snapshot); err != nil {
+			r.fail(ctx, "install snapshot", err)
+			return
+		}
 	}
 
 	// 1. send what does not wait for this Ready's persistence
@@ -122,9 +125,7 @@ func (r *Replica) send(msgs []*pb.Message, durable bool) (held bool) {
 			continue
 		}
 		if m.GetType() == pb.MsgSnap {
-			// Never built (see LogStore.Snapshot); tell raft it failed so
-			// the follower's progress leaves the snapshot state.
-			r.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			r.sendSnapshot(m) // on a connection of its own, with its body
 			continue
 		}
 		out = append(out, m)

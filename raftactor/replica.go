@@ -34,6 +34,9 @@ type Config struct {
 	// persists, applies and acknowledges nothing more, and answers every
 	// proposal, pending or new, with ErrStopped.
 	FailStop func(reason string, err error)
+	// RetainLogBytes bounds the raft log a leader keeps for followers that
+	// lag (default 64 MiB); past it they are caught up by a snapshot.
+	RetainLogBytes int
 	// Transport carries this group's messages to the other voters; nil
 	// for a group of one.
 	Transport Transport
@@ -81,17 +84,20 @@ type Replica struct {
 	deleted     bool
 	stopped     bool
 
-	outbox    []*pb.Message        // reused by send
-	caughtUp  map[uint64]time.Time // leader: when each voter last matched the log's end
-	lastSeen  uint64               // leader: last index at the previous tick
-	lead      atomic.Uint64        // who leads, as raft last told
-	status    atomic.Pointer[Status]
-	inbound   atomic.Int32 // Steps queued (AcceptStep)
-	term      atomic.Int64 // current term = leader epoch, read by handlers
-	ready     atomic.Bool  // leader that has applied everything committed before its term
-	readyCh   chan struct{}
-	deleting  atomic.Bool // set before the node renames the data away
-	readyOnce sync.Once
+	outbox   []*pb.Message        // reused by send
+	caughtUp map[uint64]time.Time // leader: when each voter last matched the log's end
+	lastSeen uint64               // leader: last index at the previous tick
+	lead     atomic.Uint64        // who leads, as raft last told
+	status   atomic.Pointer[Status]
+	inbound  atomic.Int32 // Steps queued (AcceptStep)
+
+	outSnap     *outSnapshot // the snapshot last built for a follower
+	stagedSnaps stagedSnapshots
+	term        atomic.Int64 // current term = leader epoch, read by handlers
+	ready       atomic.Bool  // leader that has applied everything committed before its term
+	readyCh     chan struct{}
+	deleting    atomic.Bool // set before the node renames the data away
+	readyOnce   sync.Once
 }
 
 // FirstReady is closed the first time the replica is LeaderReady: after a
@@ -145,11 +151,23 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if cfg.FailStop == nil {
 		cfg.FailStop = cfg.DB.FailStop()
 	}
+	if cfg.RetainLogBytes <= 0 {
+		cfg.RetainLogBytes = defaultRetainBytes
+	}
+	r := &Replica{
+		cfg:     cfg,
+		store:   store,
+		log:     cfg.Log,
+		applied: applied,
+		pending: make(map[uint64]*Propose),
+		readyCh: make(chan struct{}),
+		lastCp:  time.Now(),
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        cfg.NodeID,
 		ElectionTick:              10,
 		HeartbeatTick:             1,
-		Storage:                   noSnapshots{store},
+		Storage:                   replicaStorage{store, r},
 		Applied:                   applied,
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  64 << 20,
@@ -166,16 +184,8 @@ func NewReplica(cfg Config) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft group %d: %w", cfg.Group, err)
 	}
-	return &Replica{
-		cfg:     cfg,
-		rn:      rn,
-		store:   store,
-		log:     cfg.Log,
-		applied: applied,
-		pending: make(map[uint64]*Propose),
-		readyCh: make(chan struct{}),
-		lastCp:  time.Now(),
-	}, nil
+	r.rn = rn
+	return r, nil
 }
 
 // Props spawns r. Its mailbox is bounded where the messages come from, not
@@ -212,6 +222,13 @@ func (r *Replica) Receive(ctx actor.Context) {
 		r.step(ctx, m)
 	case *Unreachable:
 		r.rn.ReportUnreachable(m.To)
+	case *SnapshotStatus:
+		st := raft.SnapshotFinish
+		if !m.OK {
+			st = raft.SnapshotFailure
+		}
+		r.rn.ReportSnapshot(m.To, st)
+		r.scheduleReady(ctx)
 	case *TransferLeadership:
 		r.transfer(ctx, m)
 	case *checkpointDone:

@@ -200,3 +200,12 @@ func (s *groupStore) names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Reset forgets everything, before the partition's log is replaced by a
+// snapshot's and replayed into the store again.
+func (s *groupStore) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups = map[string]*storedGroup{}
+	s.skipped = 0
+}

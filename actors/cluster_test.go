@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
@@ -32,6 +33,10 @@ func freePort(t *testing.T) string {
 // threeNodes starts a 3-node cluster in this process on loopback ports
 // chosen now; brokers[i] is node i+1.
 func threeNodes(t *testing.T) ([]*Broker, []cluster.Config) {
+	return threeNodesWith(t, func(*cluster.Config) {})
+}
+
+func threeNodesWith(t *testing.T, tune func(*cluster.Config)) ([]*Broker, []cluster.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	var nodes []cluster.Node
@@ -45,6 +50,7 @@ func threeNodes(t *testing.T) ([]*Broker, []cluster.Config) {
 		cfg.DefaultReplicationFactor, cfg.DefaultPartitions, cfg.OffsetsPartitions = 3, 3, 3
 		cfg.ApplyNode()
 		cfg.RaftAddr = n.Raft
+		tune(&cfg)
 		cfgs = append(cfgs, cfg)
 	}
 	brokers := make([]*Broker, 3)
@@ -178,4 +184,86 @@ func sameReplicas(brokers []*Broker, topic string, partitions int32) error {
 		}
 	}
 	return nil
+}
+
+// A node stopped while its partitions' leaders write more than the raft
+// log they keep for it comes back and is caught up by snapshots: its
+// replicas then hold the leaders' bytes exactly and go on replicating.
+func TestClusterFollowerCatchesUpThroughSnapshot(t *testing.T) {
+	brokers, cfgs := threeNodesWith(t, func(c *cluster.Config) {
+		c.RetainLogBytes = 64 << 10
+		c.FlushInterval = 50 * time.Millisecond
+		c.SegmentBytes = 256 << 10
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	seeds := []string{cfgs[0].KafkaAddr, cfgs[1].KafkaAddr, cfgs[2].KafkaAddr}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(100),
+		kgo.RetryTimeout(30*time.Second), kgo.DefaultProduceTopic("catchup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wait.For(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(ctx, 2, 3, nil, "catchup")
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		return err
+	})
+	value := make([]byte, 1000)
+	produce := func(n int) {
+		t.Helper()
+		var rs []*kgo.Record
+		for i := 0; i < n; i++ {
+			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: value})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	produce(100)
+	const away = 2
+	brokers[away].Close()
+	brokers[away] = nil
+	produce(2000) // 2 MB: far past the 64 KiB kept for the stopped node
+	// Each partition's leader trims its raft log past what the stopped
+	// node matched, so the node can only come back through a snapshot.
+	wait.For(t, 30*time.Second, func() error {
+		for p := int32(0); p < 2; p++ {
+			var st *raftactor.Status
+			var r *raftactor.Replica
+			for _, b := range brokers {
+				if b == nil {
+					continue
+				}
+				if h := b.replicas.get("catchup", p); h != nil && h.replica.GroupStatus() != nil {
+					st, r = h.replica.GroupStatus(), h.replica
+				}
+			}
+			if st == nil {
+				return fmt.Errorf("partition %d: no leader status", p)
+			}
+			for _, v := range st.Voters {
+				if v.ID == uint64(cfgs[away].NodeID) && r.TrimmedIndex() <= v.Match {
+					return fmt.Errorf("partition %d: trimmed to %d, the stopped node matched %d", p, r.TrimmedIndex(), v.Match)
+				}
+			}
+		}
+		return nil
+	})
+	b, err := StartBroker(cfgs[away], slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers[away] = b
+	wait.For(t, 30*time.Second, func() error { return sameReplicas(brokers, "catchup", 2) })
+	for p := int32(0); p < 2; p++ {
+		if n := b.replicas.get("catchup", p).replica.SnapshotsInstalled(); n == 0 {
+			t.Fatalf("partition %d caught up without a snapshot: the test did not outrun the retained log", p)
+		}
+	}
+	produce(100)
+	wait.For(t, 30*time.Second, func() error { return sameReplicas(brokers, "catchup", 2) })
 }

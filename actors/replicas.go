@@ -147,6 +147,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		Applied:         applied,
 		Log:             s.b.log,
 		CheckpointEvery: s.b.cfg.FlushInterval,
+		RetainLogBytes:  s.b.cfg.RetainLogBytes,
 		FailStop:        s.b.cfg.FailStop,
 	})
 	if err != nil {

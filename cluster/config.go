@@ -49,6 +49,11 @@ type Config struct {
 	// goroutine and more than once; the failed replicas stay stopped
 	// whether it returns or not.
 	FailStop func(reason string, err error)
+
+	// RetainLogBytes bounds the raft log a partition's leader keeps for a
+	// follower that lags; past it the follower is caught up by a snapshot
+	// (default 64 MiB when 0). Not read from any file: tests shrink it.
+	RetainLogBytes int
 }
 
 // Node is one [[nodes]] entry of cluster.toml.

@@ -93,6 +93,8 @@ type Replica struct {
 
 	outSnap     *outSnapshot // the snapshot last built for a follower
 	stagedSnaps stagedSnapshots
+	installed   atomic.Int64
+	trimmedTo   atomic.Uint64 // the raft log's last trimmed index
 	term        atomic.Int64 // current term = leader epoch, read by handlers
 	ready       atomic.Bool  // leader that has applied everything committed before its term
 	readyCh     chan struct{}
@@ -376,7 +378,8 @@ func (r *Replica) finishCheckpoint(ctx actor.Context, m *checkpointDone) {
 		r.fail(ctx, "checkpoint", err)
 		return
 	}
-	if err := r.store.Compact(b, r.trimIndex(m.cp.Index())); err != nil {
+	trim := r.trimIndex(m.cp.Index())
+	if err := r.store.Compact(b, trim); err != nil {
 		_ = b.Close()
 		r.fail(ctx, "trim raft log", err)
 		return
@@ -390,6 +393,7 @@ func (r *Replica) finishCheckpoint(ctx actor.Context, m *checkpointDone) {
 		r.fail(ctx, "trim raft log", err)
 		return
 	}
+	r.trimmedTo.Store(max(r.trimmedTo.Load(), trim))
 	if synced {
 		if err := sc.Saved(); err != nil {
 			r.log.Warn("after checkpoint", "group", r.cfg.Group, "err", err)
@@ -456,3 +460,7 @@ func (r *Replica) fail(ctx actor.Context, what string, err error) {
 // MarkDeleting tells the replica its data is about to be moved away for
 // deletion (before its Delete message arrives). Safe from any goroutine.
 func (r *Replica) MarkDeleting() { r.deleting.Store(true) }
+
+// TrimmedIndex is the last raft log index trimmed by this replica's
+// checkpoints since it started. Safe from any goroutine.
+func (r *Replica) TrimmedIndex() uint64 { return r.trimmedTo.Load() }

@@ -187,9 +187,14 @@ func (r *Replica) installSnapshot(snap *pb.Snapshot) error {
 		return err
 	}
 	r.applied = md.GetIndex()
+	r.installed.Add(1)
 	r.log.Info("installed a raft snapshot", "group", r.cfg.Group, "index", md.GetIndex(), "term", md.GetTerm())
 	return nil
 }
 
 // errUnexpectedStaged is a staged value of the wrong kind.
 func errUnexpectedStaged(v any) error { return fmt.Errorf("raftactor: staged snapshot of type %T", v) }
+
+// SnapshotsInstalled counts the raft snapshots this replica installed
+// since it started. Safe from any goroutine.
+func (r *Replica) SnapshotsInstalled() int64 { return r.installed.Load() }

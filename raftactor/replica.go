@@ -95,8 +95,8 @@ type Replica struct {
 	stagedSnaps stagedSnapshots
 	installed   atomic.Int64
 	trimmedTo   atomic.Uint64 // the raft log's last trimmed index
-	term        atomic.Int64 // current term = leader epoch, read by handlers
-	ready       atomic.Bool  // leader that has applied everything committed before its term
+	term        atomic.Int64  // current term = leader epoch, read by handlers
+	ready       atomic.Bool   // leader that has applied everything committed before its term
 	readyCh     chan struct{}
 	deleting    atomic.Bool // set before the node renames the data away
 	readyOnce   sync.Once

@@ -1,6 +1,7 @@
 package raftactor
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,6 +113,10 @@ type Partition struct {
 	syncForCompaction bool
 
 	pubEpochs atomic.Pointer[[]EpochStart]
+	// clock is the latest leader's wall clock stamped into an applied
+	// command (Stamp), in ms: what idempotence expiry goes by, so every
+	// replica decides from the log alone.
+	clock     int64
 	restoring *stagedPartition // between Restore and Installed
 	// pubLog is log for readers on other goroutines: a snapshot's install
 	// replaces the log.
@@ -130,6 +135,7 @@ type partitionCheckpoint struct {
 	Position  storage.LogPosition      `json:"position"`
 	Producers map[int64]*producerEntry `json:"producers"`
 	Epochs    []EpochStart             `json:"epochs"`
+	Clock     int64                    `json:"clock,omitempty"`
 }
 
 // OpenPartition loads the last checkpoint and opens the segments at its
@@ -156,7 +162,7 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs}
+	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs, clock: cp.Clock}
 	p.pubLog.Store(l)
 	if cp.Producers != nil {
 		p.producers.m = cp.Producers
@@ -210,6 +216,9 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	// Only a small head is copied to rewrite baseOffset and
 	// partitionLeaderEpoch: the body stays in the entry, whose bytes belong
 	// to the raft log (they may be sent to followers after this apply).
+	if stamp := binary.BigEndian.Uint32(data[4:8]); stamp >= minStamp && stamp <= maxStamp {
+		p.clock = max(p.clock, int64(stamp)*1000)
+	}
 	head := make([]byte, protocol.BatchHeaderSize)
 	copy(head[CommandHeader:], data[:batchTail])
 	body := data[batchTail:]
@@ -218,7 +227,7 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 		return &ProduceResult{Err: kerr.InvalidRequest} // not a record batch
 	}
 	if h.ProducerID >= 0 {
-		off, dup, kerrv := p.producers.check(h)
+		off, dup, kerrv := p.producers.check(h, p.clock)
 		if kerrv != nil {
 			return &ProduceResult{Err: kerrv}
 		}
@@ -234,7 +243,7 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 		return Fatal{fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err)}
 	}
 	if h.ProducerID >= 0 {
-		p.producers.record(h, base)
+		p.producers.record(h, base, p.clock)
 	}
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ObserveBatch(append(head, body...))
@@ -245,6 +254,23 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	}
 	p.sinceCp += int64(len(head) + len(body))
 	return &ProduceResult{BaseOffset: base, LogStartOffset: p.log.View().LogStartOffset()}
+}
+
+// The range of plausible stamps (unix seconds, 2020 to 2096): a command
+// from before stamps existed carries the producer's partitionLeaderEpoch
+// there instead (-1, 0 or a small epoch), which is ignored.
+const (
+	minStamp = 1_600_000_000
+	maxStamp = 4_000_000_000
+)
+
+// Stamp implements Stamper: the leader writes its wall clock, in seconds,
+// into the command's partitionLeaderEpoch field, which is outside the
+// batch CRC and rewritten with the real epoch at apply.
+func (p *Partition) Stamp(cmd []byte, now time.Time) {
+	if len(cmd) >= CommandHeader+8 {
+		binary.BigEndian.PutUint32(cmd[12:16], uint32(now.Unix()))
+	}
 }
 
 func (p *Partition) publishEpochs() {
@@ -332,12 +358,12 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 	}
 	p.sinceCp = 0
 	p.syncForCompaction = false
-	p.producers.expire(time.Now())
+	p.producers.expire(p.clock)
 	prods := p.producers.snapshot()
 	return &partitionCp{
 		key:     storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
 		job:     p.log.PrepareSync(),
-		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...)},
+		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock},
 		log:     p.log,
 		deletes: deletes,
 		sync:    sync,

@@ -36,7 +36,7 @@ func (p *Partition) Snapshot(index uint64) ([]byte, func(io.Writer) error, error
 	v := p.log.View()
 	segs := v.Segments()
 	desc := partitionSnapshot{
-		Checkpoint: partitionCheckpoint{Index: index, Position: v.Position(), Producers: p.producers.snapshot(), Epochs: append([]EpochStart(nil), p.epochs...)},
+		Checkpoint: partitionCheckpoint{Index: index, Position: v.Position(), Producers: p.producers.snapshot(), Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock},
 		Segments:   segs,
 	}
 	data, err := json.Marshal(desc)
@@ -127,6 +127,7 @@ func (p *Partition) Installed() error {
 		p.producers.m = st.desc.Checkpoint.Producers
 	}
 	p.epochs = st.desc.Checkpoint.Epochs
+	p.clock = st.desc.Checkpoint.Clock
 	p.publishEpochs()
 	p.sinceCp = 0
 	p.durableBase = st.desc.Checkpoint.Position.SegmentBase

@@ -23,9 +23,10 @@ type producerTable struct {
 type producerEntry struct {
 	Epoch   int16       `json:"epoch"`
 	Batches []batchMeta `json:"batches"` // oldest first
-	// LastWrite is when this replica applied the producer's last batch
-	// (wall clock, not the batch's own timestamp, which a producer may set
-	// in the past), for expiry (Kafka: producer.id.expiration.ms).
+	// LastWrite is the partition clock (see Partition.clock: the leaders'
+	// wall clocks as stamped into the log, not the batch's own timestamp,
+	// which a producer may set in the past) at the producer's last batch,
+	// for expiry (Kafka: producer.id.expiration.ms).
 	LastWrite int64 `json:"last_write,omitempty"`
 }
 
@@ -48,9 +49,13 @@ func newProducerTable() *producerTable { return &producerTable{m: make(map[int64
 // is INVALID_PRODUCER_EPOCH; a gap is OUT_OF_ORDER_SEQUENCE_NUMBER. A
 // producer we hold no state for may start at any sequence (its state may
 // have been lost to retention, as Kafka allows).
-func (t *producerTable) check(h protocol.BatchHeader) (dupOffset int64, dup bool, err *kerr.Error) {
+//
+// A producer idle for producerExpiry at clock counts as unknown whether or
+// not a sweep removed it yet: the decision depends on the log alone, so
+// every replica takes the same one.
+func (t *producerTable) check(h protocol.BatchHeader, clock int64) (dupOffset int64, dup bool, err *kerr.Error) {
 	e := t.m[h.ProducerID]
-	if e == nil {
+	if e == nil || expired(e, clock) {
 		return 0, false, nil
 	}
 	switch {
@@ -74,29 +79,32 @@ func (t *producerTable) check(h protocol.BatchHeader) (dupOffset int64, dup bool
 }
 
 // record remembers a batch that was written at baseOffset.
-func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64) {
+func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64, clock int64) {
 	e := t.m[h.ProducerID]
-	if e == nil || e.Epoch != h.ProducerEpoch {
+	if e == nil || e.Epoch != h.ProducerEpoch || expired(e, clock) {
 		e = &producerEntry{Epoch: h.ProducerEpoch}
 		t.m[h.ProducerID] = e
 	}
 	e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
-	e.LastWrite = time.Now().UnixMilli()
+	e.LastWrite = clock
 	if len(e.Batches) > producerWindow {
 		e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
 	}
 }
 
-// expire forgets producers whose last batch is older than producerExpiry
-// at now. A forgotten producer that writes again is accepted at any
-// sequence, as Kafka does.
-func (t *producerTable) expire(now time.Time) {
-	cutoff := now.Add(-producerExpiry).UnixMilli()
+// expire removes producers idle for producerExpiry at clock, which check
+// already treats as unknown: a forgotten producer that writes again is
+// accepted at any sequence, as Kafka does.
+func (t *producerTable) expire(clock int64) {
 	for id, e := range t.m {
-		if e.LastWrite < cutoff {
+		if expired(e, clock) {
 			delete(t.m, id)
 		}
 	}
+}
+
+func expired(e *producerEntry, clock int64) bool {
+	return e.LastWrite < clock-producerExpiry.Milliseconds()
 }
 
 // nextSeq is the sequence after s; sequences wrap to 0 after MaxInt32.

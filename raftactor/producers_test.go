@@ -30,19 +30,19 @@ func hdr(pid int64, epoch int16, seq int32, records int32) protocol.BatchHeader 
 // write expects h to be accepted and returns its offset.
 func (l *producerLog) write(h protocol.BatchHeader) int64 {
 	l.t.Helper()
-	off, dup, err := l.tab.check(h)
+	off, dup, err := l.tab.check(h, testClock)
 	if err != nil || dup {
 		l.t.Fatalf("batch pid %d epoch %d seq %d: dup %v (offset %d) err %v, want accepted", h.ProducerID, h.ProducerEpoch, h.BaseSequence, dup, off, err)
 	}
 	base := l.next
-	l.tab.record(h, base)
+	l.tab.record(h, base, testClock)
 	l.next += int64(h.LastOffsetDelta) + 1
 	return base
 }
 
 func (l *producerLog) expectDup(h protocol.BatchHeader, want int64) {
 	l.t.Helper()
-	off, dup, err := l.tab.check(h)
+	off, dup, err := l.tab.check(h, testClock)
 	if err != nil || !dup || off != want {
 		l.t.Fatalf("retry of seq %d: dup %v offset %d err %v, want duplicate at %d", h.BaseSequence, dup, off, err, want)
 	}
@@ -50,7 +50,7 @@ func (l *producerLog) expectDup(h protocol.BatchHeader, want int64) {
 
 func (l *producerLog) expectErr(h protocol.BatchHeader, want *kerr.Error) {
 	l.t.Helper()
-	_, dup, err := l.tab.check(h)
+	_, dup, err := l.tab.check(h, testClock)
 	if err != want {
 		l.t.Fatalf("batch epoch %d seq %d: dup %v err %v, want %v", h.ProducerEpoch, h.BaseSequence, dup, err, want)
 	}
@@ -146,25 +146,70 @@ func TestProducerSequenceWraps(t *testing.T) {
 	l.expectDup(hdr(9, 0, math.MaxInt32-4, 5), 0)
 }
 
+// testClock is a partition clock (ms) for tests of the producer table.
+const testClock = int64(1_700_000_000_000)
+
 // TestProducerExpiry forgets a producer idle longer than producerExpiry and
 // keeps a recent one; a forgotten producer starts over at any sequence.
+// Expiry goes by the partition clock passed in, never a replica's own, and
+// an expired producer counts as unknown before any sweep removed it.
 func TestProducerExpiry(t *testing.T) {
 	tab := newProducerTable()
 	h := protocol.BatchHeader{ProducerID: 7, ProducerEpoch: 0, BaseSequence: 0, LastOffsetDelta: 0}
-	tab.record(h, 0)
+	tab.record(h, 0, testClock)
 	h2 := h
 	h2.ProducerID = 8
-	tab.record(h2, 1)
-	tab.m[7].LastWrite = time.Now().Add(-25 * time.Hour).UnixMilli()
-	tab.expire(time.Now())
+	later := testClock + (25 * time.Hour).Milliseconds()
+	tab.record(h2, 1, later)
+	h.BaseSequence = 42
+	if _, dup, err := tab.check(h, later); dup || err != nil {
+		t.Fatalf("an expired producer writing again, before the sweep: dup %v err %v, want accepted", dup, err)
+	}
+	if _, _, err := tab.check(h, testClock+1000); err == nil {
+		t.Fatal("a gap accepted from a producer that is not expired at that clock")
+	}
+	tab.expire(later)
 	if _, ok := tab.m[7]; ok {
 		t.Fatal("a producer idle for 25 hours was kept")
 	}
 	if _, ok := tab.m[8]; !ok {
 		t.Fatal("a producer that just wrote was expired")
 	}
-	h.BaseSequence = 42
-	if _, dup, err := tab.check(h); dup || err != nil {
+	if _, dup, err := tab.check(h, later); dup || err != nil {
 		t.Fatalf("an expired producer writing again: dup %v err %v, want accepted", dup, err)
+	}
+}
+
+// The leader's clock travels in the command: apply takes the partition
+// clock from the stamp, not from the replica's own wall clock, so a
+// follower applying the entry a day later decides expiry the same way.
+func TestStampedClockDecidesExpiry(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	p, _, err := OpenPartition(PartitionConfig{Group: testGroup, Dir: t.TempDir(), DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(false)
+	at := time.Unix(1_800_000_000, 0)
+	cmd := EncodeProduce(idempotentBatch("s", 1, 7, 0, 0))
+	p.Stamp(cmd, at)
+	if res := p.Apply(2, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if p.clock != at.UnixMilli() || p.producers.m[7].LastWrite != at.UnixMilli() {
+		t.Fatalf("clock %d, last write %d, want %d", p.clock, p.producers.m[7].LastWrite, at.UnixMilli())
+	}
+	// A day and more later by the next stamp, the producer is unknown:
+	// a batch at any sequence is accepted.
+	cmd = EncodeProduce(idempotentBatch("s", 1, 7, 0, 40))
+	p.Stamp(cmd, at.Add(25*time.Hour))
+	if res := p.Apply(3, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil {
+		t.Fatalf("expired producer refused: %v", res.Err)
+	}
+	// Without a stamp (a command from before stamps), the clock stays.
+	cmd = EncodeProduce(idempotentBatch("s", 1, 9, 0, 0))
+	if res := p.Apply(4, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil || p.clock != at.Add(25*time.Hour).UnixMilli() {
+		t.Fatalf("unstamped command moved the clock to %d (err %v)", p.clock, res.Err)
 	}
 }

@@ -282,6 +282,9 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 	}
 	r.nextID++
 	binary.BigEndian.PutUint64(p.Data, r.nextID)
+	if s, ok := r.cfg.SM.(Stamper); ok {
+		s.Stamp(p.Data, time.Now())
+	}
 	if err := r.rn.Propose(p.Data); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
 			// Raft drops a proposal while leadership is being transferred
@@ -306,6 +309,14 @@ func (r *Replica) scheduleReady(ctx actor.Context) {
 		r.readyQueued = true
 		ctx.Send(ctx.Self(), readyNow{})
 	}
+}
+
+// Stamper is an optional StateMachine hook: the leader writes its clock
+// into a command as it proposes it, so that what apply does with time
+// (idempotence expiry) is decided by the entry, the same on every replica,
+// never by a replica's own clock.
+type Stamper interface {
+	Stamp(cmd []byte, now time.Time)
 }
 
 // Maintainer is an optional StateMachine hook for housekeeping that

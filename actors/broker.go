@@ -111,27 +111,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 			return nil, err
 		}
 	}
-	if b.clustered() {
-		// The controller needs a quorum of nodes up to create anything:
-		// serve meanwhile (clients get retriable errors) and create the
-		// offsets topic once it can be.
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			for {
-				err := b.ensureOffsetsTopic()
-				if err == nil {
-					return
-				}
-				select {
-				case <-b.stopTick:
-					return
-				case <-time.After(time.Second):
-					b.log.Debug("offsets topic not created yet", "err", err)
-				}
-			}
-		}()
-	} else {
+	if !b.clustered() {
 		if err := b.ensureOffsetsTopic(); err != nil {
 			b.Close()
 			return nil, err
@@ -160,6 +140,9 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	}
 	b.host, b.port = host, int32(p)
 	b.advertised.Store(&adv)
+	if b.clustered() {
+		b.startJoin()
+	}
 	b.wg.Add(2)
 	go b.accept()
 	go b.tick()
@@ -210,6 +193,7 @@ func (b *Broker) startController() error {
 		return err
 	}
 	b.controller = c
+	b.peers.controller.Store(c)
 	b.replicas.removeLeftovers()
 	if err := b.replicas.removeOrphanGroups(c.Metadata()); err != nil {
 		return err
@@ -310,3 +294,29 @@ func (b *Broker) accept() {
 // in-flight cap bounds every mailbox of the node (Kafka bounds its request
 // queue the same way).
 const maxConnections = 10000
+
+// startJoin registers the node with the controller and creates the
+// offsets topic, in the background: the controller needs a quorum of
+// nodes up to do either, and the node serves meanwhile (clients get
+// retriable errors).
+func (b *Broker) startJoin() {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			err := b.register()
+			if err == nil {
+				err = b.ensureOffsetsTopic()
+			}
+			if err == nil {
+				return
+			}
+			select {
+			case <-b.stopTick:
+				return
+			case <-time.After(time.Second):
+				b.log.Debug("not registered with the controller yet", "err", err)
+			}
+		}
+	}()
+}

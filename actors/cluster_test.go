@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,21 +39,7 @@ func threeNodes(t *testing.T) ([]*Broker, []cluster.Config) {
 
 func threeNodesWith(t *testing.T, tune func(*cluster.Config)) ([]*Broker, []cluster.Config) {
 	t.Helper()
-	dir := t.TempDir()
-	var nodes []cluster.Node
-	for id := int32(1); id <= 3; id++ {
-		nodes = append(nodes, cluster.Node{ID: id, Kafka: freePort(t), Raft: freePort(t), DataDir: filepath.Join(dir, fmt.Sprint(id))})
-	}
-	var cfgs []cluster.Config
-	for _, n := range nodes {
-		cfg := cluster.Default()
-		cfg.NodeID, cfg.Nodes = n.ID, nodes
-		cfg.DefaultReplicationFactor, cfg.DefaultPartitions, cfg.OffsetsPartitions = 3, 3, 3
-		cfg.ApplyNode()
-		cfg.RaftAddr = n.Raft
-		tune(&cfg)
-		cfgs = append(cfgs, cfg)
-	}
+	cfgs := clusterConfigs(t, tune)
 	brokers := make([]*Broker, 3)
 	errs := make(chan error, 3)
 	for i := range cfgs {
@@ -75,6 +62,74 @@ func threeNodesWith(t *testing.T, tune func(*cluster.Config)) ([]*Broker, []clus
 		}
 	})
 	return brokers, cfgs
+}
+
+// clusterConfigs are the configurations of a 3-node cluster on loopback
+// ports chosen now, tuned by tune.
+func clusterConfigs(t *testing.T, tune func(*cluster.Config)) []cluster.Config {
+	t.Helper()
+	dir := t.TempDir()
+	var nodes []cluster.Node
+	for id := int32(1); id <= 3; id++ {
+		nodes = append(nodes, cluster.Node{ID: id, Kafka: freePort(t), Raft: freePort(t), DataDir: filepath.Join(dir, fmt.Sprint(id))})
+	}
+	var cfgs []cluster.Config
+	for _, n := range nodes {
+		cfg := cluster.Default()
+		cfg.NodeID, cfg.Nodes = n.ID, nodes
+		cfg.DefaultReplicationFactor, cfg.DefaultPartitions, cfg.OffsetsPartitions = 3, 3, 3
+		cfg.ApplyNode()
+		cfg.RaftAddr = n.Raft
+		tune(&cfg)
+		cfgs = append(cfgs, cfg)
+	}
+	return cfgs
+}
+
+// A node started for the first time after the other two formed the
+// cluster (and registered) is a new member, not a wiped one: it joins.
+func TestClusterNodeStartedLateJoins(t *testing.T) {
+	cfgs := clusterConfigs(t, func(c *cluster.Config) { c.DefaultReplicationFactor = 2 })
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var brokers []*Broker
+	t.Cleanup(func() {
+		for _, b := range brokers {
+			b.Close()
+		}
+	})
+	errs := make(chan error, 2)
+	started := make([]*Broker, 2)
+	for i := 0; i < 2; i++ {
+		go func(i int) {
+			b, err := StartBroker(cfgs[i], quiet)
+			started[i] = b
+			errs <- err
+		}(i)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokers = append(brokers, started...)
+	wait.For(t, 30*time.Second, func() error {
+		md := brokers[0].controller.Metadata()
+		if md.Brokers[1] == nil || md.Brokers[2] == nil {
+			return fmt.Errorf("registered: %v", md.Brokers)
+		}
+		return nil
+	})
+	b, err := StartBroker(cfgs[2], quiet)
+	if err != nil {
+		t.Fatalf("a new node refused: %v", err)
+	}
+	brokers = append(brokers, b)
+	wait.For(t, 30*time.Second, func() error {
+		if brokers[0].controller.Metadata().Brokers[3] == nil {
+			return fmt.Errorf("node 3 not registered")
+		}
+		return nil
+	})
 }
 
 // Three nodes: a topic with RF 3 is created through any node, produced to
@@ -147,6 +202,14 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	if err := os.RemoveAll(cfgs[victim].DataDir); err != nil {
 		t.Fatal(err)
 	}
+	wait.For(t, 10*time.Second, func() error {
+		for _, b := range brokers {
+			if b != nil && b.controller.Metadata().Brokers[cfgs[victim].NodeID] == nil {
+				return fmt.Errorf("the stopped node is not registered on node %d", b.cfg.NodeID)
+			}
+		}
+		return nil
+	})
 	if b, err := StartBroker(cfgs[victim], slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
 		b.Close()
 		t.Fatal("a node with a wiped data dir rejoined the cluster")
@@ -212,15 +275,22 @@ func TestClusterFollowerCatchesUpThroughSnapshot(t *testing.T) {
 		}
 		return err
 	})
-	value := make([]byte, 1000)
+	// In rounds of 20 records, so that each partition's raft log gets many
+	// entries and its leader many checkpoints.
 	produce := func(n int) {
 		t.Helper()
-		var rs []*kgo.Record
-		for i := 0; i < n; i++ {
-			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: value})
-		}
-		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-			t.Fatalf("produce: %v", err)
+		for i := 0; i < n; i += 20 {
+			var rs []*kgo.Record
+			for j := i; j < min(i+20, n); j++ {
+				// Random, so that the producer's compression leaves
+				// each record its 1000 bytes.
+				value := make([]byte, 1000)
+				_, _ = rand.Read(value)
+				rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint(j)), Value: value})
+			}
+			if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
 		}
 	}
 	produce(100)

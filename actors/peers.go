@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -30,6 +31,9 @@ type peers struct {
 	groups map[uint64]groupReplica
 	// hadState: the node's DB held the controller's raft log at start.
 	hadState bool
+	// controller is the node's controller state machine, for peers' calls
+	// that may come while the node is still starting.
+	controller atomic.Pointer[raftactor.Controller]
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -260,9 +264,9 @@ func (b *Broker) proposeLocalController(cmd *raftactor.ControllerCmd, within tim
 
 // answerCall serves a peer's forwarded controller command, if this node
 // leads the controller.
-func (p *peers) answerCall(_ uint64, payload []byte, reply func([]byte)) {
+func (p *peers) answerCall(from uint64, payload []byte, reply func([]byte)) {
 	if string(payload) == probeInitialized {
-		if p.initialized() {
+		if p.registered(from) {
 			reply([]byte("yes"))
 		} else {
 			reply([]byte("no"))
@@ -381,28 +385,27 @@ func (b *Broker) handOffLeadership(within time.Duration) {
 }
 
 // probeInitialized is the call a node whose data dir is empty makes to
-// its peers: a payload no controller command can be (those begin with an
-// 8-byte proposal header of zeros).
-const probeInitialized = "initialized?"
+// its peers, asking whether it is registered: a payload no controller
+// command can be (those begin with an 8-byte proposal header of zeros).
+const probeInitialized = "registered?"
 
-// initialized reports whether this node has taken part in its cluster:
-// it came up with state, or its controller has moved past the term every
-// node bootstraps with.
-func (p *peers) initialized() bool {
-	if p.hadState {
-		return true
-	}
-	g, ok := p.lookup(raftactor.ControllerGroup)
-	return ok && g.r.Term() > 1
+// registered reports whether node id has run as a member of the cluster
+// as far as this node's controller metadata knows.
+func (p *peers) registered(id uint64) bool {
+	c := p.controller.Load()
+	return c != nil && c.Metadata().Brokers[int32(id)] != nil
 }
 
 // refuseIfWiped keeps a node with an empty data dir out of a cluster that
 // already exists: bootstrapped afresh it would vote and acknowledge
 // without the entries it had acknowledged before (raft's safety rests on
 // persisted votes and logs), and could elect a leader missing committed
-// records. It asks every peer; one that has state is enough to refuse. A
-// peer that does not answer within the wait counts as new: when no node
-// of a new cluster is up yet there is nobody to ask.
+// records. It asks every peer whether the controller knows this node as
+// registered (a node registers once it has run in the cluster, so a node
+// starting for the first time, even after the others formed the cluster,
+// is not); one yes is enough to refuse. A peer that does not answer within
+// the wait counts as a no: when no node of a new cluster is up yet there
+// is nobody to ask.
 func (p *peers) refuseIfWiped(within time.Duration) error {
 	if p.tr == nil || p.hadState {
 		return nil
@@ -432,15 +435,29 @@ func (p *peers) refuseIfWiped(within time.Duration) error {
 		for range len(pending) {
 			a := <-ch
 			if a.yes {
-				return fmt.Errorf("node %d's data dir %s is empty, but node %d already runs the cluster: a node that lost its data must not rejoin as a voter (it could elect a leader missing acknowledged records); restore its data dir, or replace the node", p.b.cfg.NodeID, p.b.cfg.DataDir, a.id)
+				return fmt.Errorf("node %d's data dir %s is empty, but node %d knows it as a member that ran in this cluster: a node that lost its data must not rejoin as a voter (it could elect a leader missing acknowledged records); restore its data dir, or replace the node", p.b.cfg.NodeID, p.b.cfg.DataDir, a.id)
 			}
 			if a.id != 0 {
 				delete(pending, a.id)
 			}
 		}
 		if len(pending) > 0 {
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // a peer not up yet: ask again
 		}
 	}
 	return nil
+}
+
+// register records this node in the controller's metadata (once, or when
+// its advertised address or rack changed).
+func (b *Broker) register() error {
+	self := raftactor.BrokerInfo{ID: b.cfg.NodeID, Kafka: *b.advertised.Load(), Rack: b.cfg.Rack}
+	if cur := b.controller.Metadata().Brokers[self.ID]; cur != nil && *cur == self {
+		return nil
+	}
+	res, err := b.callController(raftactor.RegisterBrokerCmd(self), 30*time.Second)
+	if err == nil && res.Err != nil {
+		err = res.Err
+	}
+	return err
 }

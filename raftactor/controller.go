@@ -30,6 +30,9 @@ type Metadata struct {
 	Topics         map[string]*Topic `json:"topics"`
 	NextGroup      uint64            `json:"next_group"`
 	NextProducerID int64             `json:"next_producer_id"`
+	// Brokers are the nodes that registered: every node of a cluster once
+	// it has run in it.
+	Brokers map[int32]*BrokerInfo `json:"brokers,omitempty"`
 
 	byID map[[16]byte]*Topic
 }
@@ -53,6 +56,12 @@ func (m *Metadata) clone() *Metadata {
 	for k, v := range m.Topics {
 		c.Topics[k] = v
 	}
+	if m.Brokers != nil {
+		c.Brokers = make(map[int32]*BrokerInfo, len(m.Brokers)+1)
+		for k, v := range m.Brokers {
+			c.Brokers[k] = v
+		}
+	}
 	return c
 }
 
@@ -72,7 +81,28 @@ const (
 	OpDeleteTopic     ControllerOp = "delete_topic"
 	OpAddPartitions   ControllerOp = "add_partitions"
 	OpAllocProducerID ControllerOp = "alloc_producer_id"
+	OpRegisterBroker  ControllerOp = "register_broker"
 )
+
+// BrokerInfo is a node's registration: what it advertises. A node is
+// registered once it has run as a member of the cluster, which is how a
+// node that comes back with an empty data dir is told from a new one.
+type BrokerInfo struct {
+	ID    int32  `json:"id"`
+	Kafka string `json:"kafka"`
+	Rack  string `json:"rack,omitempty"`
+}
+
+// RegisterBrokerCmd records (or updates) a node's registration.
+func RegisterBrokerCmd(b BrokerInfo) *ControllerCmd {
+	return &ControllerCmd{Op: OpRegisterBroker, Broker: &b}
+}
+
+// AllocProducerIDsCmd allocates a block of n producer ids; the result's
+// ProducerID is the first.
+func AllocProducerIDsCmd(n int32) *ControllerCmd {
+	return &ControllerCmd{Op: OpAllocProducerID, Count: n}
+}
 
 // CreateTopicCmd creates t (its raft groups are assigned at apply).
 func CreateTopicCmd(t *Topic) *ControllerCmd { return &ControllerCmd{Op: OpCreateTopic, Topic: t} }
@@ -103,6 +133,8 @@ type ControllerCmd struct {
 	// create_topic without replica sets: Count partitions of RF replicas
 	// each, placed at apply over the cluster's nodes.
 	RF int16 `json:"rf,omitempty"`
+	// register_broker
+	Broker *BrokerInfo `json:"broker,omitempty"`
 }
 
 // ControllerResult is what applying a ControllerCmd returns.
@@ -259,7 +291,17 @@ func (c *Controller) Apply(index, term uint64, data []byte) any {
 		res.Topic = &nt
 	case OpAllocProducerID:
 		res.ProducerID = cur.NextProducerID
-		cur.NextProducerID++
+		cur.NextProducerID += int64(max(cmd.Count, 1))
+	case OpRegisterBroker:
+		if cmd.Broker == nil || cmd.Broker.ID <= 0 {
+			res.Err = kerr.InvalidRequest
+			break
+		}
+		if cur.Brokers == nil {
+			cur.Brokers = map[int32]*BrokerInfo{}
+		}
+		bi := *cmd.Broker
+		cur.Brokers[bi.ID] = &bi
 	default:
 		res.Err = kerr.InvalidRequest
 	}

@@ -34,8 +34,8 @@ type peers struct {
 	// controller is the node's controller state machine, for peers' calls
 	// that may come while the node is still starting.
 	controller atomic.Pointer[raftactor.Controller]
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 type groupReplica struct {

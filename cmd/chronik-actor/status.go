@@ -60,8 +60,12 @@ func clusterCmd(args []string, stdout, stderr io.Writer) int {
 	if rep.answered == 0 {
 		fmt.Fprintf(stderr, "chronik-actor cluster status: no node answered:\n")
 		for _, n := range rep.Nodes {
-			if n.Admin != "" {
-				fmt.Fprintf(stderr, "  node %s at %s: %s\n", nodeName(n.ID), n.Admin, n.Note)
+			why := strings.TrimPrefix(n.Note, "admin: ")
+			switch {
+			case n.ID > 0 && n.Admin != "":
+				fmt.Fprintf(stderr, "  node %d at %s: %s\n", n.ID, n.Admin, why)
+			case n.Admin != "":
+				fmt.Fprintf(stderr, "  %s: %s\n", n.Admin, why)
 			}
 		}
 		return exitFailure
@@ -360,6 +364,9 @@ func buildReport(answers []answer) statusReport {
 		a, b := rep.Nodes[i].ID, rep.Nodes[j].ID
 		if (a < 0) != (b < 0) {
 			return a > 0
+		}
+		if a < 0 {
+			return a > b // nodes known by address only, in the order given
 		}
 		return a < b
 	})

@@ -4,7 +4,9 @@ package actors
 //
 //	GET /healthz     200 "ok" while the node serves Kafka, 503 before and after
 //	GET /metrics     Prometheus text format (see admin_metrics.go)
-//	GET /v1/cluster  JSON: this node and the topics and partitions it knows
+//	GET /v1/cluster  JSON (cluster.View): this node's view of the nodes, the
+//	                 controller and every partition, with the raft progress
+//	                 of the groups it leads
 //
 // It listens before the node replays its partitions, so that a slow start
 // shows up as 503 rather than as a refused connection.
@@ -19,9 +21,13 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
 // adminServer is the running HTTP server and the goroutine serving it.
@@ -100,44 +106,52 @@ func (b *Broker) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// clusterView is the JSON of /v1/cluster.
-type clusterView struct {
-	NodeID    int32       `json:"node_id"`
-	KafkaAddr string      `json:"kafka_addr"` // as advertised to clients; "" until bound
-	Topics    []topicView `json:"topics"`
-}
+// The JSON of /v1/cluster is cluster.View; these names are the ones the
+// handler and its tests use.
+type (
+	clusterView   = cluster.View
+	topicView     = cluster.TopicView
+	partitionView = cluster.PartitionView
+)
 
-type topicView struct {
-	Name       string          `json:"name"`
-	ID         string          `json:"id"` // as Kafka prints it: URL-safe base64, no padding
-	Partitions []partitionView `json:"partitions"`
-}
-
-// partitionView reports leader -1 and offsets -1 for a partition whose
-// replica is not (yet) open here, as Metadata reports LEADER_NOT_AVAILABLE.
-type partitionView struct {
-	Partition      int32 `json:"partition"`
-	Leader         int32 `json:"leader"`
-	LeaderEpoch    int32 `json:"leader_epoch"`
-	HighWatermark  int64 `json:"high_watermark"`
-	LogStartOffset int64 `json:"log_start_offset"`
-}
-
+// serveCluster reports this node's view: its configured nodes and whether
+// it sees them up, the controller's leader, and every partition with its
+// replicas and leader as the leader table says; where this node leads, the
+// group's progress as its replica last published it.
 func (b *Broker) serveCluster(w http.ResponseWriter, _ *http.Request) {
 	md := b.controller.Metadata()
 	cv := clusterView{NodeID: b.cfg.NodeID, Topics: make([]topicView, 0, len(md.Topics))}
 	if p := b.advertised.Load(); p != nil {
 		cv.KafkaAddr = *p
 	}
+	cv.Controller = cluster.ControllerView{Group: raftactor.ControllerGroup}
+	cv.Controller.Leader, cv.Controller.LeaderEpoch = b.leaderEntry(raftactor.ControllerGroup)
+	if !b.clustered() {
+		cv.Controller.Leader = b.cfg.NodeID
+	}
+	if b.controllerReplica != nil && b.controllerReplica.Leader() == uint64(b.cfg.NodeID) {
+		cv.Controller.Progress = progressOf(b.controllerReplica)
+	}
+	cv.ControllerID = cv.Controller.Leader
+	cv.Nodes = b.nodeViews(cv.ControllerID, cv.KafkaAddr)
 	for _, t := range md.Topics {
 		tv := topicView{Name: t.Name, ID: base64.RawURLEncoding.EncodeToString(t.ID[:]),
 			Partitions: make([]partitionView, len(t.Groups))}
-		for i := range t.Groups {
-			pv := partitionView{Partition: int32(i), Leader: -1, LeaderEpoch: -1, HighWatermark: -1, LogStartOffset: -1}
+		for i, group := range t.Groups {
+			pv := partitionView{Partition: int32(i), Group: group, Replicas: t.Replicas[i],
+				HighWatermark: -1, LogStartOffset: -1}
+			if pv.Replicas == nil {
+				pv.Replicas = []int32{}
+			}
+			pv.Leader, pv.LeaderEpoch = b.leaderEntry(group)
 			if h := b.replicas.get(t.Name, int32(i)); h != nil && h.topic.ID == t.ID {
 				v := h.sm.View()
-				pv.Leader, pv.LeaderEpoch = b.cfg.NodeID, h.replica.Term()
 				pv.HighWatermark, pv.LogStartOffset = v.HighWatermark(), v.LogStartOffset()
+				if h.replica.Leader() == uint64(b.cfg.NodeID) {
+					// Its own replica knows best: the table may lag it.
+					pv.Leader, pv.LeaderEpoch = b.cfg.NodeID, h.replica.Term()
+					pv.Progress = progressOf(h.replica)
+				}
 			}
 			tv.Partitions[i] = pv
 		}
@@ -151,4 +165,66 @@ func (b *Broker) serveCluster(w http.ResponseWriter, _ *http.Request) {
 	if err := enc.Encode(cv); err != nil {
 		b.log.Debug("admin: writing /v1/cluster", "err", err)
 	}
+}
+
+// leaderEntry is group's leader and its term as the leader table has
+// them, -1 and -1 when it has no leader.
+func (b *Broker) leaderEntry(group uint64) (leader, epoch int32) {
+	e, ok := b.peers.leaders.Get(group)
+	if !ok || e.Leader == 0 {
+		return -1, -1
+	}
+	return int32(e.Leader), int32(e.Term)
+}
+
+// progressOf is the group's progress as r last published it while
+// leading, nil when it has not (a follower, or before its first tick).
+func progressOf(r *raftactor.Replica) *cluster.Progress {
+	st := r.GroupStatus()
+	if st == nil {
+		return nil
+	}
+	p := &cluster.Progress{Term: st.Term, Commit: st.Commit, LastIndex: st.LastIndex,
+		Replicas: make([]cluster.ReplicaProgress, len(st.Voters))}
+	for i, v := range st.Voters {
+		rp := cluster.ReplicaProgress{ID: int32(v.ID), Match: v.Match, InSync: v.InSync}
+		if st.LastIndex > v.Match {
+			rp.Lag = st.LastIndex - v.Match
+		}
+		p.Replicas[i] = rp
+	}
+	return p
+}
+
+// nodeViews are the configured nodes as this node sees them; a single
+// node without [[nodes]] is the one entry.
+func (b *Broker) nodeViews(controller int32, kafka string) []cluster.NodeView {
+	self := cluster.NodeView{ID: b.cfg.NodeID, Kafka: kafka, Raft: b.cfg.RaftAddr,
+		Admin: b.selfAdminAddr(), Rack: b.cfg.Rack, Up: true, Controller: controller == b.cfg.NodeID}
+	if len(b.cfg.Nodes) == 0 {
+		return []cluster.NodeView{self}
+	}
+	out := make([]cluster.NodeView, 0, len(b.cfg.Nodes))
+	for _, n := range b.cfg.Nodes {
+		if n.ID == b.cfg.NodeID {
+			out = append(out, self)
+			continue
+		}
+		nv := cluster.NodeView{ID: n.ID, Kafka: n.Kafka, Raft: n.Raft, Admin: n.Admin, Rack: n.Rack,
+			Up: b.live(n.ID), Controller: controller == n.ID}
+		if host, port, ok := b.brokerAddr(n.ID); ok {
+			nv.Kafka = net.JoinHostPort(host, strconv.Itoa(int(port)))
+		}
+		out = append(out, nv)
+	}
+	return out
+}
+
+// selfAdminAddr is this node's admin address as configured, or as bound
+// when the configured one names port 0.
+func (b *Broker) selfAdminAddr() string {
+	if _, port, err := net.SplitHostPort(b.cfg.AdminAddr); err == nil && port == "0" {
+		return b.AdminAddr()
+	}
+	return b.cfg.AdminAddr
 }

@@ -128,6 +128,33 @@ func TestAdminEndpoint(t *testing.T) {
 	if p := found.Partitions[0]; p.Leader != 1 || p.LeaderEpoch < 1 || p.HighWatermark != 1 || p.LogStartOffset != 0 {
 		t.Errorf("/v1/cluster partition: %+v", p)
 	}
+	if len(cv.Nodes) != 1 || cv.Nodes[0].ID != 1 || !cv.Nodes[0].Up || !cv.Nodes[0].Controller ||
+		cv.Nodes[0].Kafka != b.Addr() || cv.Nodes[0].Admin != b.AdminAddr() || cv.ControllerID != 1 {
+		t.Errorf("/v1/cluster nodes: controller %d, %+v", cv.ControllerID, cv.Nodes)
+	}
+	if p := found.Partitions[0]; p.Group == 0 || len(p.Replicas) != 1 || p.Replicas[0] != 1 {
+		t.Errorf("/v1/cluster partition group and replicas: %+v", p)
+	}
+	// The leader's progress is published at its next tick (100 ms).
+	wait.For(t, 10*time.Second, func() error {
+		_, body := httpGet(t, base+"/v1/cluster")
+		var cv clusterView
+		if err := json.Unmarshal([]byte(body), &cv); err != nil {
+			return err
+		}
+		for _, tv := range cv.Topics {
+			if tv.Name != topic {
+				continue
+			}
+			pr := tv.Partitions[0].Progress
+			if pr == nil || len(pr.Replicas) != 1 || pr.Replicas[0].ID != 1 || !pr.Replicas[0].InSync ||
+				pr.Replicas[0].Lag != 0 || pr.LastIndex == 0 || pr.Term < 1 {
+				return fmt.Errorf("partition 0 progress: %+v", pr)
+			}
+			return nil
+		}
+		return fmt.Errorf("no topic %s in %s", topic, body)
+	})
 
 	resp, err := http.Post(base+"/healthz", "text/plain", nil)
 	if err != nil {

@@ -139,11 +139,11 @@ func (r *Replica) trackProgress() {
 }
 
 // GroupStatus is the group's status as last published by this replica
-// while it led, or nil. Safe from any goroutine.
+// while it leads, or nil (a follower, or a leader before its first tick).
+// Safe from any goroutine.
 func (r *Replica) GroupStatus() *Status {
-	if r.lead.Load() != r.cfg.NodeID {
-		return nil
-	}
+	// Not r.leader: that is the actor's, and this runs on any goroutine.
+	// The actor clears status when it stops leading.
 	return r.status.Load()
 }
 

@@ -292,15 +292,16 @@ func TestCutOffLeaderLosesItsUncommittedEntries(t *testing.T) {
 		old.sys.Root.Send(old.pid, &Propose{Data: EncodeProduce(testBatch("lost", 2)), ReplyTo: rpid, Token: fmt.Sprint("lost", i)})
 	}
 	nl := waitLeader(t, nodes, old.id)
-	after := produceAt(t, nl, rpid, results, "after", 5)
 	// The isolated leader steps down (CheckQuorum) and answers its
-	// proposals NOT_LEADER: none was acknowledged.
+	// proposals NOT_LEADER: none was acknowledged. Taken before producing
+	// to the new leader: the answers share one channel.
 	got := waitResults(t, results, 5)
 	for tok, r := range got {
 		if r.Err == nil {
 			t.Fatalf("%v acknowledged on the cut-off side", tok)
 		}
 	}
+	after := produceAt(t, nl, rpid, results, "after", 5)
 	rt.heal()
 	sameLogs(t, nodes, after[len(after)-1].BaseOffset+3)
 	if hw := old.sm.View().HighWatermark(); hw != after[len(after)-1].BaseOffset+3 {

@@ -240,6 +240,7 @@ func (r *Replica) setLeader(ctx actor.Context, leader bool, lead uint64) {
 	r.lead.Store(lead)
 	if !leader {
 		r.ready.Store(false)
+		r.status.Store(nil) // GroupStatus is the leader's view only
 		r.publishLeader()
 		return
 	}

@@ -344,7 +344,8 @@ func (r *Replica) tick(ctx actor.Context) {
 		return // nothing to maintain or checkpoint over state that failed
 	}
 	r.rn.Tick()
-	if r.leader && len(r.cfg.Voters) > 1 {
+	if r.leader {
+		// A group of one too: its Status is what /v1/cluster reports.
 		r.trackProgress()
 	}
 	if m, ok := r.cfg.SM.(Maintainer); ok {

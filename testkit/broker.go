@@ -79,6 +79,8 @@ type Process struct {
 	bin     string
 	dataDir string
 	addr    string
+	admin   string // admin HTTP address; cluster nodes only
+	config  string // the cluster.toml it runs from; cluster nodes only
 	logPath string
 	starts  int
 	// args, when set, replace the single-node flags: a cluster node is
@@ -91,6 +93,14 @@ type Process struct {
 
 // Addr is the process's Kafka address; it stays the same across restarts.
 func (p *Process) Addr() string { return p.addr }
+
+// AdminAddr is a cluster node's admin HTTP address, "" for a single
+// process.
+func (p *Process) AdminAddr() string { return p.admin }
+
+// ConfigPath is the cluster.toml a cluster node runs from, "" for a
+// single process.
+func (p *Process) ConfigPath() string { return p.config }
 
 // StartProcess builds the broker binary (once per test process) and runs
 // it on dataDir and a free 127.0.0.1 port. With CHRONIK_TEST_TARGET=kfake
@@ -118,11 +128,12 @@ func StartProcess(t testing.TB, dataDir string) *Process {
 
 // StartCluster runs n chronik-actor processes as one cluster: one
 // generated cluster.toml (replication factor n, n partitions, topic
-// auto-creation on) names every node's Kafka and raft ports, chosen now,
-// and data directory, and node i+1 is procs[i], started with --config FILE
-// --node-id i+1. Each returns once it answers ApiVersions, which a cluster
-// node does before its controller has a quorum: wait for the cluster to
-// form (say, a CreateTopics that succeeds) before relying on it.
+// auto-creation on) names every node's Kafka, raft and admin HTTP ports,
+// chosen now, and data directory, and node i+1 is procs[i], started with
+// --config FILE --node-id i+1, all at once. It returns once each answers
+// ApiVersions, which a cluster node does before its controller has a
+// quorum: wait for the cluster to form (say, a CreateTopics that
+// succeeds) before relying on it.
 func StartCluster(t testing.TB, n int) []*Process {
 	t.Helper()
 	bin := builtBinary(t, KindChronik)
@@ -140,7 +151,8 @@ func StartCluster(t testing.TB, n int) []*Process {
 			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
 		}
 		raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\ndata_dir = %q\n", id, p.addr, raft, p.dataDir)
+		p.admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\nadmin = %q\ndata_dir = %q\n", id, p.addr, raft, p.admin, p.dataDir)
 		procs[i] = p
 	}
 	cfgPath := filepath.Join(dir, "cluster.toml")
@@ -148,6 +160,7 @@ func StartCluster(t testing.TB, n int) []*Process {
 		t.Fatalf("write cluster.toml: %v", err)
 	}
 	for i, p := range procs {
+		p.config = cfgPath
 		p.args = []string{"--config", cfgPath, "--node-id", strconv.Itoa(i + 1), "--log-level", "info"}
 		t.Cleanup(func() {
 			if p.running() {
@@ -158,8 +171,14 @@ func StartCluster(t testing.TB, n int) []*Process {
 			}
 		})
 	}
+	// All at once: a node that comes up after the others have elected a
+	// controller finds them initialized and, with its empty data dir,
+	// refuses to join (peers.refuseIfWiped).
 	for _, p := range procs {
-		p.start()
+		p.launch()
+	}
+	for _, p := range procs {
+		p.awaitReady()
 	}
 	return procs
 }
@@ -201,6 +220,13 @@ func (p *Process) running() bool {
 
 func (p *Process) start() {
 	p.t.Helper()
+	p.launch()
+	p.awaitReady()
+}
+
+// launch starts the process without waiting for it.
+func (p *Process) launch() {
+	p.t.Helper()
 	p.starts++
 	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -229,7 +255,12 @@ func (p *Process) start() {
 		close(exited)
 	}()
 	p.cmd, p.exited = cmd, exited
-	if err := waitAPIVersions(p.addr, 60*time.Second, exited); err != nil {
+}
+
+// awaitReady waits until the started process answers ApiVersions.
+func (p *Process) awaitReady() {
+	p.t.Helper()
+	if err := waitAPIVersions(p.addr, 60*time.Second, p.exited); err != nil {
 		p.t.Fatalf("broker process (start #%d) at %s: %v", p.starts, p.addr, err)
 	}
 }

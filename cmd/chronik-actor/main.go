@@ -1,6 +1,7 @@
 // Command chronik-actor runs a chronik-actor broker node, and carries the
 // tools that go with it: `chronik-actor [serve] [flags]` (the default),
-// `chronik-actor version` and `chronik-actor bench produce`.
+// `chronik-actor version`, `chronik-actor bench produce` and
+// `chronik-actor cluster status`.
 package main
 
 import (
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "bench":
 		return bench(args, stdout, stderr)
+	case "cluster":
+		return clusterCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -57,4 +60,6 @@ const usage = `usage:
   chronik-actor [serve] [flags]    run a broker node (see serve -h)
   chronik-actor version            print the version
   chronik-actor bench produce ...  measure produce throughput and latency (see bench produce -h)
+  chronik-actor cluster status ... every node's view of the cluster: nodes up or down, leaders, lag
+                                   (see cluster status -h)
 `

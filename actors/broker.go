@@ -37,6 +37,7 @@ type Broker struct {
 	// controllerReplica is the controller's raft replica on this node.
 	controllerReplica *raftactor.Replica
 	peers             *peers
+	producerIDs       producerIDs
 	replicas          *replicaSet
 	groups            *groups.Coordinator
 	sessions          *fetchSessions
@@ -81,6 +82,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	b.metrics = newBrokerMetrics(b)
 	b.replicas = newReplicaSet(b)
 	b.peers = newPeers(b)
+	b.producerIDs.b = b
 	groupsStored, err := db.Groups()
 	if err != nil {
 		db.Close()

@@ -116,9 +116,6 @@ func AddPartitionsCmd(name string, count int32, replicas [][]int32) *ControllerC
 	return &ControllerCmd{Op: OpAddPartitions, Name: name, Count: count, Replicas: replicas}
 }
 
-// AllocProducerIDCmd allocates the next producer id.
-func AllocProducerIDCmd() *ControllerCmd { return &ControllerCmd{Op: OpAllocProducerID} }
-
 // ControllerCmd is a command to the controller state machine; build it
 // with the constructors above.
 type ControllerCmd struct {

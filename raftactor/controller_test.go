@@ -89,7 +89,7 @@ func TestControllerApply(t *testing.T) {
 	}
 
 	for i, want := range []int64{1000, 1001} {
-		r = applyCmd(t, c, uint64(5+i), AllocProducerIDCmd())
+		r = applyCmd(t, c, uint64(5+i), AllocProducerIDsCmd(1))
 		if r.Err != nil || r.ProducerID != want {
 			t.Fatalf("alloc: %+v, want %d", r, want)
 		}
@@ -132,7 +132,7 @@ func TestControllerApply(t *testing.T) {
 	if md.TopicByID(topic("b", 0).ID) == nil {
 		t.Fatal("TopicByID not rebuilt after reopen")
 	}
-	if r = applyCmd(t, c, 12, AllocProducerIDCmd()); r.ProducerID != 1002 {
+	if r = applyCmd(t, c, 12, AllocProducerIDsCmd(1)); r.ProducerID != 1002 {
 		t.Fatalf("alloc after reopen: %d, want 1002", r.ProducerID)
 	}
 	if r = applyCmd(t, c, 13, CreateTopicCmd(topic("c", 1))); !slices.Equal(r.Topic.Groups, []uint64{6}) {
@@ -188,7 +188,7 @@ func TestControllerThroughReplica(t *testing.T) {
 		t.Fatalf("duplicate: %v", r.Err)
 	}
 	for want := int64(1000); want < 1003; want++ {
-		if r := n.do(AllocProducerIDCmd()); r.ProducerID != want {
+		if r := n.do(AllocProducerIDsCmd(1)); r.ProducerID != want {
 			t.Fatalf("producer id %d, want %d", r.ProducerID, want)
 		}
 	}
@@ -199,7 +199,7 @@ func TestControllerThroughReplica(t *testing.T) {
 	if md := n.c.Metadata(); md.Topics["orders"] == nil || md.NextProducerID != 1003 || md.NextGroup != 3 {
 		t.Fatalf("metadata after restart: %+v", md)
 	}
-	if r := n.do(AllocProducerIDCmd()); r.ProducerID != 1003 {
+	if r := n.do(AllocProducerIDsCmd(1)); r.ProducerID != 1003 {
 		t.Fatalf("producer id after restart %d, want 1003", r.ProducerID)
 	}
 	if r := n.do(DeleteTopicCmd("orders")); r.Err != nil {
@@ -223,8 +223,8 @@ func TestControllerAppliedAheadOfCommit(t *testing.T) {
 	dir := t.TempDir()
 	n := startController(t, dir)
 	n.do(CreateTopicCmd(topic("x", 1)))
-	n.do(AllocProducerIDCmd())
-	n.do(AllocProducerIDCmd())
+	n.do(AllocProducerIDsCmd(1))
+	n.do(AllocProducerIDsCmd(1))
 	n.stop()
 
 	db := openDB(t, dir)
@@ -254,7 +254,7 @@ func TestControllerAppliedAheadOfCommit(t *testing.T) {
 	}()
 	defer func() { n.stop() }()
 	n.pn.waitLeaderReady()
-	if r := n.do(AllocProducerIDCmd()); r.ProducerID != 1002 {
+	if r := n.do(AllocProducerIDsCmd(1)); r.ProducerID != 1002 {
 		t.Fatalf("producer id %d after the restart, want 1002 (no entry applied twice)", r.ProducerID)
 	}
 	if md := n.c.Metadata(); md.NextGroup != 2 || len(md.Topics) != 1 {

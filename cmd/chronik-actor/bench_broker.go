@@ -83,7 +83,11 @@ func startClusterOnce(stderr io.Writer, n int) ([]string, func(), error) {
 		}
 		addrs[i] = nodes[i].Kafka
 	}
-	log := benchLogger(stderr)
+	// Errors only once stopping: nodes that lose their quorum as the
+	// others close warn about it, which is the end of the run, not news.
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelWarn)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	// All nodes start at once: each waits for its peers (a node with an
 	// empty data dir asks them whether the cluster already exists).
 	brokers := make([]*actors.Broker, n)
@@ -103,6 +107,7 @@ func startClusterOnce(stderr io.Writer, n int) ([]string, func(), error) {
 	}
 	wg.Wait()
 	stop := func() {
+		level.Set(slog.LevelError)
 		// In parallel: each node first tries to hand its leaderships to
 		// the others (for up to 5 s), which cannot succeed when all of
 		// them go; one after the other that would be 5 s per node.

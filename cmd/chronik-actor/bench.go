@@ -51,7 +51,7 @@ type benchConfig struct {
 	warmup      time.Duration
 	rate        float64 // records/s over all clients; 0 = as fast as possible
 	against     string  // "", "kfake" or "kfake-blackhole"
-	cpuProfile  string  // pprof output of the target run, or ""
+	cpuProfile  string  // pprof output of the first target's run, or ""
 }
 
 // benchTarget is one broker a run measures.

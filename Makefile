@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test kcat kafkajs bench cluster cluster-stop
+.PHONY: run build test kcat kafkajs bench bench-cluster cluster cluster-stop
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -59,3 +59,9 @@ test: kcat kafkajs
 bench:
 	$(GO) run ./cmd/chronik-actor bench produce --against kfake \
 		--record-size 1024 --partitions 6 --acks all --duration 30s
+
+# The same workload against an embedded 3-node cluster (RF 3), a single
+# node and kfake, one after the other in one run.
+bench-cluster:
+	$(GO) run ./cmd/chronik-actor bench produce --nodes 3 --compare cluster,single,kfake \
+		--record-size 1024 --partitions 6 --acks all --compression none --duration 30s

@@ -76,7 +76,7 @@ func (r *Replica) handleReady(ctx actor.Context) {
 
 	// 3. persist entries and HardState in one batch (rule 1)
 	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
-		b := r.cfg.DB.NewBatch()
+		b := r.cfg.DB.NewBatchWithSize(readyBatchSize(rd.Entries))
 		if err := r.store.Append(b, rd.Entries); err != nil {
 			_ = b.Close()
 			r.fail(ctx, "append to raft log", err)
@@ -109,6 +109,17 @@ func (r *Replica) handleReady(ctx actor.Context) {
 	if r.rn.HasReady() {
 		r.scheduleReady(ctx)
 	}
+}
+
+// readyBatchSize bounds from above the Pebble batch that persists ents and
+// a HardState: each entry's data plus room for its key, its term and type,
+// and the record's kind and length varints.
+func readyBatchSize(ents []*pb.Entry) int {
+	n := 256 // batch header, HardState, a DeleteRange of a conflicting tail
+	for _, e := range ents {
+		n += len(e.Data) + 64
+	}
+	return n
 }
 
 // send hands msgs to the transport: those that wait for persistence when

@@ -112,6 +112,13 @@ func (d *DB) Close() error { return d.p.Close() }
 // NewBatch starts a write batch.
 func (d *DB) NewBatch() *pebble.Batch { return d.p.NewBatch() }
 
+// NewBatchWithSize is NewBatch with room for size bytes of operations up
+// front. A batch that outgrows its buffer doubles it and copies what it
+// holds, and Pebble keeps no buffer over 1 MiB for reuse, so a batch of
+// large raft entries would otherwise copy its data about once more on
+// the way to its size.
+func (d *DB) NewBatchWithSize(size int) *pebble.Batch { return d.p.NewBatchWithSize(size) }
+
 // Commit commits b, fsyncing the WAL when sync is set, and closes it.
 func (d *DB) Commit(b *pebble.Batch, sync bool) error {
 	opt := pebble.NoSync

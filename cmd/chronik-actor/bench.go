@@ -27,10 +27,20 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// benchConfig is one produce workload. Every target of a run gets exactly
-// the same one, so that the side-by-side numbers compare brokers only.
+// benchConfig is one produce workload and the targets it runs against.
+// Every target of a run gets exactly the same workload (only the topic's
+// replication factor follows the target), so that the side-by-side
+// numbers compare brokers only.
 type benchConfig struct {
-	brokers     []string // empty: an embedded broker
+	brokers []string // empty: an embedded broker
+	nodes   int      // of the embedded broker: 1 is a single node, more a cluster
+	// replicationFactor of the bench topic on --brokers and on the
+	// embedded cluster: 0 means the number of nodes (1 for --brokers).
+	replicationFactor int16
+	// compare lists targets run one after the other ("cluster", "single",
+	// "kfake", "kfake-blackhole"); empty means the target (--brokers or
+	// the embedded broker), then --against if given.
+	compare     []string
 	topic       string
 	recordSize  int
 	partitions  int32
@@ -41,7 +51,44 @@ type benchConfig struct {
 	warmup      time.Duration
 	rate        float64 // records/s over all clients; 0 = as fast as possible
 	against     string  // "", "kfake" or "kfake-blackhole"
-	cpuProfile  string  // pprof output of the target run, or ""
+	cpuProfile  string  // pprof output of the first target's run, or ""
+}
+
+// benchTarget is one broker a run measures.
+type benchTarget struct {
+	kind  string // "brokers", "embedded", "kfake" or "kfake-blackhole"
+	nodes int    // embedded: how many nodes
+	rf    int16  // replication factor of the bench topic
+}
+
+// targets are the brokers the run measures, in order.
+func (bc benchConfig) targets() []benchTarget {
+	rf := bc.replicationFactor
+	if rf == 0 {
+		rf = int16(bc.nodes)
+	}
+	if len(bc.compare) == 0 {
+		t := []benchTarget{{kind: "embedded", nodes: bc.nodes, rf: rf}}
+		if len(bc.brokers) > 0 {
+			t[0] = benchTarget{kind: "brokers", rf: rf}
+		}
+		if bc.against != "" {
+			t = append(t, benchTarget{kind: bc.against, nodes: 1, rf: 1})
+		}
+		return t
+	}
+	var ts []benchTarget
+	for _, name := range bc.compare {
+		switch name {
+		case "cluster":
+			ts = append(ts, benchTarget{kind: "embedded", nodes: bc.nodes, rf: rf})
+		case "single":
+			ts = append(ts, benchTarget{kind: "embedded", nodes: 1, rf: 1})
+		default:
+			ts = append(ts, benchTarget{kind: name, nodes: 1, rf: 1})
+		}
+	}
+	return ts
 }
 
 // benchResult is what one target did inside the measured window.
@@ -81,22 +128,27 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
-	fmt.Fprintln(stdout, describeWorkload(bc))
+	targets := bc.targets()
+	fmt.Fprintln(stdout, describeWorkload(bc, targets))
 	var results []benchResult
-	stopProfile, err := startCPUProfile(bc.cpuProfile)
-	if err != nil {
-		fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
-		return exitFailure
-	}
-	r, err := measureTarget(ctx, bc, stderr)
-	stopProfile()
-	if err != nil {
-		fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
-		return exitFailure
-	}
-	results = append(results, r)
-	if bc.against != "" && ctx.Err() == nil {
-		r, err := measureKfake(ctx, bc, stderr)
+	for i, t := range targets {
+		stopProfile := func() {}
+		if i == 0 {
+			var err error
+			if stopProfile, err = startCPUProfile(bc.cpuProfile); err != nil {
+				fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
+				return exitFailure
+			}
+		} else {
+			if ctx.Err() != nil {
+				break
+			}
+			// Start from a collected heap so that garbage of one run is
+			// not charged to the next.
+			runtime.GC()
+		}
+		r, err := measure(ctx, bc, t, stderr)
+		stopProfile()
 		if err != nil {
 			fmt.Fprintf(stderr, "chronik-actor bench produce: %v\n", err)
 			return exitFailure
@@ -116,18 +168,37 @@ func bench(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// measure runs the workload against one target, with the topic's
+// replication factor of that target.
+func measure(ctx context.Context, bc benchConfig, t benchTarget, stderr io.Writer) (benchResult, error) {
+	bc.replicationFactor = t.rf
+	if t.kind == "kfake" || t.kind == "kfake-blackhole" {
+		return measureKfake(ctx, bc, t.kind == "kfake-blackhole", stderr)
+	}
+	return measureTarget(ctx, bc, t, stderr)
+}
+
 // measureTarget runs the workload against --brokers, or an embedded broker
-// that is stopped (and its data removed) before returning, so that it
-// neither holds memory nor competes for CPU during a kfake run.
-func measureTarget(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResult, error) {
+// (one node, or a cluster of t.nodes) that is stopped (and its data
+// removed) before returning, so that it neither holds memory nor competes
+// for CPU during the next target's run.
+func measureTarget(ctx context.Context, bc benchConfig, t benchTarget, stderr io.Writer) (benchResult, error) {
 	seeds, target := bc.brokers, strings.Join(bc.brokers, ",")
-	if len(seeds) == 0 {
+	switch {
+	case t.kind == "embedded" && t.nodes == 1:
 		addr, stop, err := startEmbedded(stderr)
 		if err != nil {
 			return benchResult{}, fmt.Errorf("embedded broker: %w", err)
 		}
 		defer stop()
 		seeds, target = []string{addr}, "chronik-actor (embedded)"
+	case t.kind == "embedded":
+		addrs, stop, err := startEmbeddedCluster(stderr, t.nodes)
+		if err != nil {
+			return benchResult{}, fmt.Errorf("embedded cluster: %w", err)
+		}
+		defer stop()
+		seeds, target = addrs, fmt.Sprintf("chronik-actor (embedded, %d nodes, RF %d)", t.nodes, t.rf)
 	}
 	fmt.Fprintf(stderr, "producing to %s for %v ...\n", target, bc.warmup+bc.duration)
 	r, err := produceBench(ctx, bc, seeds)
@@ -144,13 +215,10 @@ func measureTarget(ctx context.Context, bc benchConfig, stderr io.Writer) (bench
 // in memory, never fsynced); "kfake-blackhole" validates and acknowledges
 // but keeps nothing, an upper bound that measures only the client and the
 // wire.
-func measureKfake(ctx context.Context, bc benchConfig, stderr io.Writer) (benchResult, error) {
-	// Start from a collected heap so that garbage of the first run is not
-	// charged to the second.
-	runtime.GC()
+func measureKfake(ctx context.Context, bc benchConfig, blackhole bool, stderr io.Writer) (benchResult, error) {
 	opts := []kfake.Opt{kfake.NumBrokers(1)}
 	target := "kfake"
-	if bc.against == "kfake-blackhole" {
+	if blackhole {
 		opts = append(opts, kfake.BlackholeProduce())
 		target = "kfake (blackhole)"
 	}
@@ -174,6 +242,7 @@ func defaultBenchConfig() benchConfig {
 		recordSize:  1024,
 		partitions:  6,
 		concurrency: 4,
+		nodes:       1,
 		acks:        "all",
 		compression: "none",
 		duration:    30 * time.Second,
@@ -186,14 +255,17 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs := flag.NewFlagSet("chronik-actor bench produce", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", "", "comma-separated seed brokers; empty starts an embedded broker on 127.0.0.1:0")
+	fs.IntVar(&bc.nodes, "nodes", bc.nodes, "nodes of the embedded broker: 1 is a single node; more start a cluster in this process (loopback ports, data under one temp dir)")
+	rf := fs.Int("replication-factor", 0, "replication factor of the topic on the embedded cluster or --brokers; 0 means the number of --nodes (1 with --brokers); a single node and kfake always get 1")
+	compare := fs.String("compare", "", `comma-separated targets run one after the other in this run, each with the same workload, instead of the target and --against: "cluster" (the embedded cluster of --nodes, 2 or more), "single" (an embedded single node), "kfake", "kfake-blackhole"; e.g. --nodes 3 --compare cluster,single,kfake`)
 	fs.StringVar(&bc.topic, "topic", bc.topic, "topic to create and produce to")
 	fs.IntVar(&bc.recordSize, "record-size", bc.recordSize, "bytes of random value per record")
-	partitions := fs.Int("partitions", int(bc.partitions), "partitions of the topic (replication factor 1)")
+	partitions := fs.Int("partitions", int(bc.partitions), "partitions of the topic")
 	fs.IntVar(&bc.concurrency, "concurrency", bc.concurrency, "kgo clients producing in parallel")
 	fs.StringVar(&bc.acks, "acks", bc.acks, "all, 1 or 0")
 	fs.StringVar(&bc.compression, "compression", bc.compression, "none, gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&bc.duration, "duration", bc.duration, "measured time")
-	fs.StringVar(&bc.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run against the target (not kfake) to this file")
+	fs.StringVar(&bc.cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run against the first target (the target, or the first of --compare) to this file")
 	fs.DurationVar(&bc.warmup, "warmup", bc.warmup, "unmeasured time before it")
 	fs.Float64Var(&bc.rate, "rate", bc.rate, "records/s over all clients; 0 = as fast as possible")
 	fs.StringVar(&bc.against, "against", bc.against, `"kfake" also runs the workload against an in-process kfake (records kept in memory) and compares; "kfake-blackhole" against one that keeps nothing`)
@@ -209,6 +281,24 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		}
 	}
 	bc.partitions = int32(min(max(*partitions, 0), 1<<20))
+	bc.replicationFactor = int16(min(max(*rf, 0), 1<<14))
+	seen := map[string]bool{}
+	for _, t := range strings.Split(*compare, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		switch t {
+		case "cluster", "single", "kfake", "kfake-blackhole":
+		default:
+			return bc, fmt.Errorf("--compare: %q is not cluster, single, kfake or kfake-blackhole", t)
+		}
+		if seen[t] {
+			return bc, fmt.Errorf("--compare: %s given twice", t)
+		}
+		seen[t] = true
+		bc.compare = append(bc.compare, t)
+	}
+	embeddedCluster := bc.nodes > 1 && len(bc.brokers) == 0 && (len(bc.compare) == 0 || seen["cluster"])
 	switch {
 	case bc.topic == "":
 		return bc, errors.New("--topic: empty")
@@ -226,6 +316,25 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return bc, fmt.Errorf("--rate: %v is negative", bc.rate)
 	case bc.against != "" && bc.against != "kfake" && bc.against != "kfake-blackhole":
 		return bc, fmt.Errorf("--against: %q is not kfake or kfake-blackhole", bc.against)
+	case bc.nodes < 1 || bc.nodes > 16:
+		return bc, fmt.Errorf("--nodes: %d is not between 1 and 16", bc.nodes)
+	case bc.nodes > 1 && len(bc.brokers) > 0:
+		return bc, errors.New("--nodes: an embedded cluster and --brokers exclude each other")
+	case *rf < 0 || *rf > 1<<14:
+		return bc, fmt.Errorf("--replication-factor: %d is not between 0 and %d", *rf, 1<<14)
+	case embeddedCluster && *rf > bc.nodes:
+		return bc, fmt.Errorf("--replication-factor: %d is more than the %d --nodes", *rf, bc.nodes)
+	case *rf > 1 && len(bc.brokers) == 0 && !embeddedCluster:
+		return bc, fmt.Errorf("--replication-factor: %d needs --nodes %d or more (or --brokers)", *rf, *rf)
+	case len(bc.compare) > 0 && len(bc.brokers) > 0:
+		return bc, errors.New("--compare: runs embedded brokers and kfake; it does not take --brokers")
+	case len(bc.compare) > 0 && bc.against != "":
+		return bc, errors.New("--compare: lists every target; name kfake there instead of --against")
+	case seen["cluster"] && bc.nodes < 2:
+		return bc, errors.New("--compare: cluster needs --nodes 2 or more")
+	}
+	if len(bc.brokers) > 0 && bc.replicationFactor == 0 {
+		bc.replicationFactor = 1
 	}
 	if _, err := producerOpts(bc); err != nil {
 		return bc, err
@@ -374,10 +483,25 @@ func createTopic(ctx context.Context, bc benchConfig, opts []kgo.Opt) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := adm.CreateTopic(ctx, bc.partitions, 1, nil, bc.topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("create topic %s: %w", bc.topic, err)
+	// A cluster that has only just started answers NOT_CONTROLLER (or
+	// nothing in time) until its controller group has elected a leader:
+	// retriable errors are tried again until the deadline.
+	for {
+		_, err := adm.CreateTopic(ctx, bc.partitions, bc.replicationFactor, nil, bc.topic)
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			break
+		}
+		var ke *kerr.Error
+		if errors.As(err, &ke) && !ke.Retriable {
+			return fmt.Errorf("create topic %s: %w", bc.topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topic %s: %w", bc.topic, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	for {
 		ready, err := topicReady(ctx, adm, bc.topic)
@@ -512,13 +636,19 @@ func (c *benchClient) paced(ctx context.Context, base time.Time, rate, phase flo
 	}
 }
 
-func describeWorkload(bc benchConfig) string {
+func describeWorkload(bc benchConfig, targets []benchTarget) string {
 	rate := "unpaced"
 	if bc.rate > 0 {
 		rate = fmt.Sprintf("%g records/s", bc.rate)
 	}
-	return fmt.Sprintf("workload: topic %s, %d partitions (RF 1), %d-byte random values, acks=%s, compression=%s, %d clients, %s, %v measured after %v warm-up",
-		bc.topic, bc.partitions, bc.recordSize, bc.acks, bc.compression, bc.concurrency, rate, bc.duration, bc.warmup)
+	rf := fmt.Sprint(targets[0].rf)
+	for _, t := range targets[1:] {
+		if t.rf != targets[0].rf {
+			rf = "per target"
+		}
+	}
+	return fmt.Sprintf("workload: topic %s, %d partitions (RF %s), %d-byte random values, acks=%s, compression=%s, %d clients, %s, %v measured after %v warm-up",
+		bc.topic, bc.partitions, rf, bc.recordSize, bc.acks, bc.compression, bc.concurrency, rate, bc.duration, bc.warmup)
 }
 
 // stats are the printed figures of one result.
@@ -538,8 +668,8 @@ func (r benchResult) stats() stats {
 	return s
 }
 
-// printResults writes one aligned row per target and, with two targets,
-// a row of first/second ratios.
+// printResults writes one aligned row per target and, with two targets or
+// more, a row of ratios to the last target for each of the others.
 func printResults(out io.Writer, results []benchResult) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\trecords/s\tMB/s\tp50 ms\tp99 ms\tp999 ms\terrors\t")
@@ -548,17 +678,25 @@ func printResults(out io.Writer, results []benchResult) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.3f\t%.3f\t%.3f\t%d\t\n",
 			r.target, s.recordsPerSec, s.mbPerSec, s.p50, s.p99, s.p999, r.errors)
 	}
-	if len(results) == 2 {
-		a, b := results[0].stats(), results[1].stats()
-		ratio := func(x, y float64) string {
-			if y == 0 {
-				return "-"
-			}
-			return fmt.Sprintf("%.2fx", x/y)
+	ratio := func(x, y float64) string {
+		if y == 0 {
+			return "-"
 		}
-		fmt.Fprintf(tw, "ratio to %s\t%s\t%s\t%s\t%s\t%s\t\t\n", results[1].target,
-			ratio(a.recordsPerSec, b.recordsPerSec), ratio(a.mbPerSec, b.mbPerSec),
-			ratio(a.p50, b.p50), ratio(a.p99, b.p99), ratio(a.p999, b.p999))
+		return fmt.Sprintf("%.2fx", x/y)
+	}
+	if n := len(results); n >= 2 {
+		last := results[n-1]
+		b := last.stats()
+		for _, r := range results[:n-1] {
+			label := "ratio to " + last.target
+			if n > 2 {
+				label = r.target + " / " + last.target
+			}
+			a := r.stats()
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\t\n", label,
+				ratio(a.recordsPerSec, b.recordsPerSec), ratio(a.mbPerSec, b.mbPerSec),
+				ratio(a.p50, b.p50), ratio(a.p99, b.p99), ratio(a.p999, b.p999))
+		}
 	}
 	_ = tw.Flush()
 }

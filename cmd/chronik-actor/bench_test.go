@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,9 +90,72 @@ func TestParseBenchFlags(t *testing.T) {
 		{"--acks", "2"}, {"--compression", "brotli"}, {"--partitions", "0"},
 		{"--concurrency", "0"}, {"--duration", "0s"}, {"--rate", "-1"},
 		{"--record-size", "0"}, {"--against", "kafka"}, {"extra"},
+		{"--nodes", "0"}, {"--nodes", "3", "--brokers", "a:1"}, {"--replication-factor", "2"},
+		{"--nodes", "3", "--replication-factor", "4"}, {"--replication-factor", "-1"},
+		{"--compare", "cluster"}, {"--nodes", "3", "--compare", "cluster,kafka"},
+		{"--compare", "kfake,kfake"}, {"--compare", "single", "--against", "kfake"},
+		{"--compare", "single", "--brokers", "a:1"},
 	} {
 		if _, err := parseBenchFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}
+}
+
+// TestBenchTargets: without --compare a run is its target then --against,
+// as before the cluster; --compare lists them, and only the cluster gets
+// the replication factor.
+func TestBenchTargets(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []benchTarget
+	}{
+		{nil, []benchTarget{{"embedded", 1, 1}}},
+		{[]string{"--against", "kfake"}, []benchTarget{{"embedded", 1, 1}, {"kfake", 1, 1}}},
+		{[]string{"--brokers", "a:1"}, []benchTarget{{"brokers", 0, 1}}},
+		{[]string{"--brokers", "a:1", "--replication-factor", "3"}, []benchTarget{{"brokers", 0, 3}}},
+		{[]string{"--nodes", "3", "--against", "kfake"}, []benchTarget{{"embedded", 3, 3}, {"kfake", 1, 1}}},
+		{[]string{"--nodes", "3", "--replication-factor", "2"}, []benchTarget{{"embedded", 3, 2}}},
+		{[]string{"--nodes", "3", "--compare", "cluster, single,kfake"},
+			[]benchTarget{{"embedded", 3, 3}, {"embedded", 1, 1}, {"kfake", 1, 1}}},
+		{[]string{"--compare", "kfake-blackhole,single"}, []benchTarget{{"kfake-blackhole", 1, 1}, {"embedded", 1, 1}}},
+	} {
+		bc, err := parseBenchFlags(tc.args, &bytes.Buffer{})
+		if err != nil {
+			t.Errorf("%v: %v", tc.args, err)
+			continue
+		}
+		if got := bc.targets(); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: targets %+v, want %+v", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestBenchCluster runs the real produce loop against an embedded 3-node
+// cluster with RF 3: the topic is created once the controller has a
+// leader, and every record is acknowledged by a quorum.
+func TestBenchCluster(t *testing.T) {
+	bc := defaultBenchConfig()
+	bc.duration, bc.warmup = time.Second, 500*time.Millisecond
+	bc.concurrency, bc.partitions, bc.nodes = 2, 3, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	r, err := measure(ctx, bc, bc.targets()[0], &testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.records == 0 || r.errors != 0 {
+		t.Fatalf("%d records, %d errors (first %v)", r.records, r.errors, r.firstErr)
+	}
+	if !strings.Contains(r.target, "3 nodes, RF 3") {
+		t.Errorf("target %q", r.target)
+	}
+}
+
+// testWriter sends the embedded brokers' warnings to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strconv"
 	"time"
@@ -54,6 +55,12 @@ func (b *Broker) startAdmin() error {
 		Registry:      b.metrics.reg,
 	}))
 	mux.HandleFunc("GET /v1/cluster", b.serveCluster)
+	// Go's profiler, for an operator chasing CPU or memory on a live
+	// node (go tool pprof http://ADMIN/debug/pprof/profile).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	a := &adminServer{
 		ln: ln,
 		srv: &http.Server{

@@ -93,6 +93,8 @@ var (
 		"Bytes of record batches held by the partition's log.", partitionLabels, nil)
 	leaderEpochD = prometheus.NewDesc("chronik_partition_leader_epoch",
 		"Leader epoch (raft term) of the partition.", partitionLabels, nil)
+	quiescedD = prometheus.NewDesc("chronik_partitions_quiesced",
+		"Partition replicas hosted here that are quiesced (idle: not ticking).", nil, nil)
 )
 
 // partitionCollector reads every hosted partition's current read view at
@@ -100,7 +102,7 @@ var (
 type partitionCollector struct{ b *Broker }
 
 func (partitionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{partitionsHostedD, highWatermarkD, logStartOffsetD, logSizeD, leaderEpochD} {
+	for _, d := range []*prometheus.Desc{partitionsHostedD, quiescedD, highWatermarkD, logStartOffsetD, logSizeD, leaderEpochD} {
 		ch <- d
 	}
 }
@@ -111,6 +113,13 @@ func (pc partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	var hs []*partitionHandle
 	pc.b.replicas.each(func(h *partitionHandle) { hs = append(hs, h) })
 	ch <- prometheus.MustNewConstMetric(partitionsHostedD, prometheus.GaugeValue, float64(len(hs)))
+	quiet := 0
+	for _, h := range hs {
+		if h.replica.Quiesced() {
+			quiet++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(quiescedD, prometheus.GaugeValue, float64(quiet))
 	for _, h := range hs {
 		v := h.sm.View()
 		if v.LogClosed() {

@@ -211,6 +211,7 @@ func (b *Broker) startController() error {
 		NodeID:    uint64(b.cfg.NodeID),
 		Voters:    voterIDs(b.nodeIDs()),
 		Transport: b.peers.transport(),
+		PeerUp:    b.peers.peerUp(),
 		OnLeader:  b.peers.onLeader,
 		DB:        b.db,
 		SM:        c,
@@ -255,14 +256,23 @@ func (b *Broker) tick() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	msg := &raftactor.Tick{}
-	for {
+	for round := 0; ; round++ {
 		select {
 		case <-b.stopTick:
 			return
 		case <-t.C:
-			b.sys.Root.Send(b.controllerPID, msg)
-			b.replicas.each(func(h *partitionHandle) { b.sys.Root.Send(h.pid, msg) })
 		}
+		// A quiesced replica is ticked once a second, for its
+		// housekeeping (retention, checkpoints) alone.
+		housekeeping := round%10 == 0
+		if housekeeping || !b.controllerReplica.Quiesced() {
+			b.sys.Root.Send(b.controllerPID, msg)
+		}
+		b.replicas.each(func(h *partitionHandle) {
+			if housekeeping || !h.replica.Quiesced() {
+				b.sys.Root.Send(h.pid, msg)
+			}
+		})
 	}
 }
 

@@ -98,6 +98,12 @@ func (p *peers) start() error {
 			p.b.sys.Root.Send(g.pid, &raftactor.Step{Msgs: []*pb.Message{m}})
 			return nil
 		},
+		OnQuiesce: func(from, group, term, commit uint64) {
+			if g, ok := p.lookup(group); ok {
+				p.b.sys.Root.Send(g.pid, &raftactor.Quiesce{From: from, Term: term, Commit: commit})
+			}
+		},
+		OnPeer: p.peerChanged,
 		OnSnapshotSent: func(group, to uint64, ok bool) {
 			if g, found := p.lookup(group); found {
 				p.b.sys.Root.Send(g.pid, &raftactor.SnapshotStatus{To: to, OK: ok})
@@ -119,6 +125,26 @@ func (p *peers) close() {
 	if p.tr != nil {
 		p.tr.Close()
 	}
+}
+
+// peerChanged tells every replica here that a peer's node connected or
+// went away: quiesced groups wake where that matters (raftactor's
+// quiesce.go).
+func (p *peers) peerChanged(id uint64, up bool) {
+	msg := &raftactor.PeerChanged{ID: id, Up: up}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, g := range p.groups {
+		p.b.sys.Root.Send(g.pid, msg)
+	}
+}
+
+// peerUp reports whether peer id's node is connected; nil on one node.
+func (p *peers) peerUp() func(uint64) bool {
+	if p.tr == nil {
+		return nil
+	}
+	return p.tr.Connected
 }
 
 // transport is what replicas send through; nil (no peers) on one node.

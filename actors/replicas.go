@@ -143,6 +143,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		DB:              s.b.db,
 		SM:              sm,
 		Transport:       s.b.peers.transport(),
+		PeerUp:          s.b.peers.peerUp(),
 		OnLeader:        s.b.peers.onLeader,
 		Applied:         applied,
 		Log:             s.b.log,

@@ -40,6 +40,7 @@ const (
 	itemLeader   = 2
 	itemCall     = 3 // group carries the call id
 	itemReply    = 4
+	itemQuiesce  = 5 // term u64, commit u64
 	maxFrame     = 256 << 20
 	frameTarget  = 4 << 20 // stop gathering a frame past this size
 	queueItems   = 8192
@@ -64,6 +65,12 @@ type TransportConfig struct {
 	// in order. It runs on the connection's reader goroutine: it must not
 	// block (the node hands them to the replica's mailbox or drops them).
 	Deliver func(group uint64, msgs []*pb.Message)
+	// OnQuiesce gets a leader's quiesce notice for one of this node's
+	// replicas (raftactor.Quiesce), on reader goroutines.
+	OnQuiesce func(from, group, term, commit uint64)
+	// OnPeer hears of a peer's node connecting (up) or going away, from
+	// its sender goroutine.
+	OnPeer func(id uint64, up bool)
 	// OnLeader gets peers' announcements, on reader goroutines.
 	OnLeader func(from uint64, a Announcement)
 	// OnUnreachable hears of every message dropped for want of room or of
@@ -116,7 +123,8 @@ type item struct {
 	group uint64
 	m     *pb.Message
 	a     Announcement
-	data  []byte // itemCall, itemReply
+	q     [2]uint64 // itemQuiesce: term, commit
+	data  []byte    // itemCall, itemReply
 	size  int
 }
 
@@ -201,6 +209,15 @@ func (t *Transport) Send(group uint64, msgs []*pb.Message) {
 	}
 }
 
+// Quiesce implements raftactor.Quiescer. A notice that finds no room is
+// lost: the follower then goes on ticking, which is safe (see
+// raftactor's quiesce.go).
+func (t *Transport) Quiesce(group, to, term, commit uint64) {
+	if p := t.peers[to]; p != nil {
+		p.enqueue(item{kind: itemQuiesce, group: group, q: [2]uint64{term, commit}, size: 32})
+	}
+}
+
 // Announce sends a to every peer; dropped silently when a queue is full
 // (announcements repeat).
 func (t *Transport) Announce(a Announcement) {
@@ -282,6 +299,9 @@ func (p *peer) run() {
 		backoff = 50 * time.Millisecond
 		p.t.cfg.Log.Debug("raft peer connected", "peer", p.id, "addr", p.addr)
 		p.up.Store(true)
+		if f := p.t.cfg.OnPeer; f != nil {
+			f(p.id, true)
+		}
 		// The peer never writes on this connection; a read returns only
 		// when it is gone, which tells an idle writer at once.
 		dead := make(chan struct{})
@@ -293,6 +313,9 @@ func (p *peer) run() {
 		p.up.Store(false)
 		c.Close()
 		p.drop()
+		if f := p.t.cfg.OnPeer; f != nil {
+			f(p.id, false)
+		}
 		select {
 		case <-p.t.closed:
 			return
@@ -425,6 +448,10 @@ func appendItem(b []byte, it item) ([]byte, error) {
 			return b[:lenAt-9], err
 		}
 		binary.BigEndian.PutUint32(b[lenAt:], uint32(len(b)-lenAt-4))
+	case itemQuiesce:
+		b = binary.BigEndian.AppendUint32(b, 16)
+		b = binary.BigEndian.AppendUint64(b, it.q[0])
+		b = binary.BigEndian.AppendUint64(b, it.q[1])
 	case itemCall, itemReply:
 		b = binary.BigEndian.AppendUint32(b, uint32(len(it.data)))
 		b = append(b, it.data...)
@@ -533,6 +560,10 @@ func (t *Transport) read(c net.Conn) error {
 					order = append(order, group)
 				}
 				byGroup[group] = append(byGroup[group], m)
+			case itemQuiesce:
+				if len(payload) == 16 && t.cfg.OnQuiesce != nil {
+					t.cfg.OnQuiesce(from, group, binary.BigEndian.Uint64(payload), binary.BigEndian.Uint64(payload[8:]))
+				}
 			case itemCall:
 				t.answer(from, group, append([]byte(nil), payload...))
 			case itemReply:

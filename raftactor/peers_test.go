@@ -76,6 +76,15 @@ func (e routerEnd) SendSnapshot(group uint64, m *pb.Message, body func(io.Writer
 	}()
 }
 
+// Quiesce delivers a leader's quiesce notice, unless the link is cut.
+func (e routerEnd) Quiesce(group, to, term, commit uint64) {
+	e.r.mu.Lock()
+	defer e.r.mu.Unlock()
+	if pid := e.r.pids[to]; pid != nil && !e.r.cut[[2]uint64{e.from, to}] {
+		e.r.sys.Root.Send(pid, &Quiesce{From: e.from, Term: term, Commit: commit})
+	}
+}
+
 // isolate cuts every link to and from id; heal restores them all.
 func (rt *router) isolate(id uint64, ids []uint64) {
 	rt.mu.Lock()
@@ -329,18 +338,20 @@ func TestLaggingFollowerCatchesUpThroughSnapshot(t *testing.T) {
 			break
 		}
 	}
-	var cut uint64 // the leader's commit index when the follower left
-	wait.For(t, 5*time.Second, func() error {
-		if st := l.r.GroupStatus(); st != nil {
-			cut = st.Commit
-			return nil
-		}
-		return fmt.Errorf("no status published")
-	})
 	rt.isolate(lag.id, []uint64{1, 2, 3})
 	res := produceAt(t, l, rpid, results, "while-away", 200)
 	// The leader trims past the follower's match once it checkpoints.
 	wait.For(t, 10*time.Second, func() error {
+		var cut uint64 // what the follower had when it was cut off
+		st := l.r.GroupStatus()
+		if st == nil {
+			return fmt.Errorf("no leader status")
+		}
+		for _, v := range st.Voters {
+			if v.ID == lag.id {
+				cut = v.Match
+			}
+		}
 		v, err := l.db.Get(append(storage.GroupPrefix(testGroup), "/truncated"...))
 		if err != nil {
 			return err
@@ -368,4 +379,26 @@ func TestLaggingFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	after := produceAt(t, l, rpid, results, "after", 5)
 	sameLogs(t, nodes, after[len(after)-1].BaseOffset+3)
+}
+
+// An idle group stops ticking, all three replicas; a write wakes it and
+// is replicated as before; it goes quiet again after.
+func TestIdleGroupQuiesces(t *testing.T) {
+	_, nodes, rpid, results := threeVoters(t)
+	l := waitLeader(t, nodes, 0)
+	allQuiet := func() error {
+		for id, n := range nodes {
+			if !n.r.Quiesced() {
+				return fmt.Errorf("node %d still ticking", id)
+			}
+		}
+		return nil
+	}
+	wait.For(t, 10*time.Second, allQuiet)
+	if !l.r.Quiesced() {
+		t.Fatal("leader ticking")
+	}
+	res := produceAt(t, l, rpid, results, "wake", 3)
+	sameLogs(t, nodes, res[len(res)-1].BaseOffset+3)
+	wait.For(t, 10*time.Second, allQuiet)
 }

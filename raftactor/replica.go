@@ -37,6 +37,9 @@ type Config struct {
 	// RetainLogBytes bounds the raft log a leader keeps for followers that
 	// lag (default 64 MiB); past it they are caught up by a snapshot.
 	RetainLogBytes int
+	// PeerUp, when set, tells whether a peer's node is connected; a
+	// leader quiesces without waiting for followers that are not.
+	PeerUp func(id uint64) bool
 	// Transport carries this group's messages to the other voters; nil
 	// for a group of one.
 	Transport Transport
@@ -94,6 +97,9 @@ type Replica struct {
 	outSnap     *outSnapshot // the snapshot last built for a follower
 	stagedSnaps stagedSnapshots
 	installed   atomic.Int64
+	quiet       bool // not ticking (quiesce.go)
+	quietFlag   atomic.Bool
+	idleTicks   int
 	trimmedTo   atomic.Uint64 // the raft log's last trimmed index
 	term        atomic.Int64  // current term = leader epoch, read by handlers
 	ready       atomic.Bool   // leader that has applied everything committed before its term
@@ -221,7 +227,14 @@ func (r *Replica) Receive(ctx actor.Context) {
 	case *Tick:
 		r.tick(ctx)
 	case *Step:
+		if r.wakes(m.Msgs) {
+			r.wake()
+		}
 		r.step(ctx, m)
+	case *Quiesce:
+		r.quiesce(m)
+	case *PeerChanged:
+		r.peerChanged(m)
 	case *Unreachable:
 		r.rn.ReportUnreachable(m.To)
 	case *SnapshotStatus:
@@ -232,6 +245,7 @@ func (r *Replica) Receive(ctx actor.Context) {
 		r.rn.ReportSnapshot(m.To, st)
 		r.scheduleReady(ctx)
 	case *TransferLeadership:
+		r.wake()
 		r.transfer(ctx, m)
 	case *checkpointDone:
 		r.finishCheckpoint(ctx, m)
@@ -262,6 +276,7 @@ func (r *Replica) start(ctx actor.Context) {
 }
 
 func (r *Replica) propose(ctx actor.Context, p *Propose) {
+	r.wake()
 	if r.stopped {
 		r.reply(ctx, p, nil, ErrStopped)
 		return
@@ -343,10 +358,12 @@ func (r *Replica) tick(ctx actor.Context) {
 	if r.stopped {
 		return // nothing to maintain or checkpoint over state that failed
 	}
-	r.rn.Tick()
-	if r.leader {
-		// A group of one too: its Status is what /v1/cluster reports.
-		r.trackProgress()
+	if !r.quiet && !r.maybeQuiesce() {
+		r.rn.Tick()
+		if r.leader {
+			// A group of one too: its Status is what /v1/cluster reports.
+			r.trackProgress()
+		}
 	}
 	if m, ok := r.cfg.SM.(Maintainer); ok {
 		if err := m.Maintain(time.Now()); err != nil {

@@ -158,8 +158,16 @@ func StartCluster(t testing.TB, n int) []*Process {
 			}
 		})
 	}
+	// All at once, as `make cluster` does, not one after another: a node
+	// with an empty data dir refuses to start once two others have formed
+	// the cluster (peers.refuseIfWiped cannot tell a node that never ran
+	// from one whose data was wiped), so a third node started after the
+	// first two elected a controller would never join.
 	for _, p := range procs {
-		p.start()
+		p.launch()
+	}
+	for _, p := range procs {
+		p.awaitReady()
 	}
 	return procs
 }
@@ -201,6 +209,14 @@ func (p *Process) running() bool {
 
 func (p *Process) start() {
 	p.t.Helper()
+	p.launch()
+	p.awaitReady()
+}
+
+// launch starts the process and returns at once; awaitReady then waits
+// until it answers ApiVersions.
+func (p *Process) launch() {
+	p.t.Helper()
 	p.starts++
 	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -229,7 +245,11 @@ func (p *Process) start() {
 		close(exited)
 	}()
 	p.cmd, p.exited = cmd, exited
-	if err := waitAPIVersions(p.addr, 60*time.Second, exited); err != nil {
+}
+
+func (p *Process) awaitReady() {
+	p.t.Helper()
+	if err := waitAPIVersions(p.addr, 60*time.Second, p.exited); err != nil {
 		p.t.Fatalf("broker process (start #%d) at %s: %v", p.starts, p.addr, err)
 	}
 }

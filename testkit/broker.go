@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,13 +85,21 @@ type Process struct {
 	// args, when set, replace the single-node flags: a cluster node is
 	// started with --config FILE --node-id N.
 	args []string
+	// adminAddr is a cluster node's admin HTTP address ("" otherwise).
+	adminAddr string
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd.Wait returns
+	// exitErr is what cmd.Wait returned, set before exited is closed.
+	exitErr error
 }
 
 // Addr is the process's Kafka address; it stays the same across restarts.
 func (p *Process) Addr() string { return p.addr }
+
+// AdminAddr is a cluster node's admin HTTP address (/healthz, /metrics,
+// /v1/cluster), the same across restarts; "" for a single node.
+func (p *Process) AdminAddr() string { return p.adminAddr }
 
 // StartProcess builds the broker binary (once per test process) and runs
 // it on dataDir and a free 127.0.0.1 port. With CHRONIK_TEST_TARGET=kfake
@@ -118,11 +127,12 @@ func StartProcess(t testing.TB, dataDir string) *Process {
 
 // StartCluster runs n chronik-actor processes as one cluster: one
 // generated cluster.toml (replication factor n, n partitions, topic
-// auto-creation on) names every node's Kafka and raft ports, chosen now,
-// and data directory, and node i+1 is procs[i], started with --config FILE
-// --node-id i+1. Each returns once it answers ApiVersions, which a cluster
-// node does before its controller has a quorum: wait for the cluster to
-// form (say, a CreateTopics that succeeds) before relying on it.
+// auto-creation on) names every node's Kafka, raft and admin HTTP ports,
+// chosen now, and data directory, and node i+1 is procs[i], started with
+// --config FILE --node-id i+1. Each returns once it answers ApiVersions,
+// which a cluster node does before its controller has a quorum: wait for
+// the cluster to form (say, a CreateTopics that succeeds) before relying
+// on it.
 func StartCluster(t testing.TB, n int) []*Process {
 	t.Helper()
 	bin := builtBinary(t, KindChronik)
@@ -133,14 +143,15 @@ func StartCluster(t testing.TB, n int) []*Process {
 	for i := range procs {
 		id := i + 1
 		p := &Process{
-			t:       t,
-			bin:     bin,
-			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", id)),
-			addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
-			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
+			t:         t,
+			bin:       bin,
+			dataDir:   filepath.Join(dir, fmt.Sprintf("node%d", id)),
+			addr:      net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+			adminAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))),
+			logPath:   filepath.Join(dir, fmt.Sprintf("node%d.log", id)),
 		}
 		raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\ndata_dir = %q\n", id, p.addr, raft, p.dataDir)
+		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\nadmin = %q\ndata_dir = %q\n", id, p.addr, raft, p.adminAddr, p.dataDir)
 		procs[i] = p
 	}
 	cfgPath := filepath.Join(dir, "cluster.toml")
@@ -182,6 +193,25 @@ func (p *Process) Kill() {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("broker pid %d still running 30s after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// Stop sends SIGTERM, the signal an operator's graceful stop sends, and
+// waits until the process has exited. It fails the test unless the
+// process exits by itself, with status 0, within the wait: a graceful stop
+// that hangs or ends in an error is the broker's failure.
+func (p *Process) Stop(within time.Duration) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM broker pid %d: %v", p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		p.t.Fatalf("broker pid %d still running %v after SIGTERM (log: %s)", p.cmd.Process.Pid, within, p.logPath)
+	}
+	if p.exitErr != nil {
+		p.t.Fatalf("broker pid %d exited after SIGTERM with %v, want status 0 (log: %s)", p.cmd.Process.Pid, p.exitErr, p.logPath)
 	}
 }
 
@@ -242,6 +272,7 @@ func (p *Process) launch() {
 		err := cmd.Wait()
 		fmt.Fprintf(logFile, "=== testkit: start #%d exited: %v\n", n, err)
 		logFile.Close()
+		p.exitErr = err
 		close(exited)
 	}()
 	p.cmd, p.exited = cmd, exited

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +90,8 @@ type Process struct {
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once cmd.Wait returns
+	// exitErr is what cmd.Wait returned, set before exited is closed.
+	exitErr error
 }
 
 // Addr is the process's Kafka address; it stays the same across restarts.
@@ -171,9 +174,9 @@ func StartCluster(t testing.TB, n int) []*Process {
 			}
 		})
 	}
-	// All at once: a node that comes up after the others have elected a
-	// controller finds them initialized and, with its empty data dir,
-	// refuses to join (peers.refuseIfWiped).
+	// All at once, as `make cluster` does: each node's start waits a few
+	// seconds for its peers to answer (peers.refuseIfWiped), so starting
+	// them one after another would only be slower.
 	for _, p := range procs {
 		p.launch()
 	}
@@ -193,6 +196,25 @@ func (p *Process) Kill() {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("broker pid %d still running 30s after SIGKILL", p.cmd.Process.Pid)
+	}
+}
+
+// Stop sends SIGTERM, the signal an operator's graceful stop sends, and
+// waits until the process has exited. It fails the test unless the
+// process exits by itself, with status 0, within the wait: a graceful stop
+// that hangs or ends in an error is the broker's failure.
+func (p *Process) Stop(within time.Duration) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatalf("SIGTERM broker pid %d: %v", p.cmd.Process.Pid, err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(within):
+		p.t.Fatalf("broker pid %d still running %v after SIGTERM (log: %s)", p.cmd.Process.Pid, within, p.logPath)
+	}
+	if p.exitErr != nil {
+		p.t.Fatalf("broker pid %d exited after SIGTERM with %v, want status 0 (log: %s)", p.cmd.Process.Pid, p.exitErr, p.logPath)
 	}
 }
 
@@ -252,6 +274,7 @@ func (p *Process) launch() {
 		err := cmd.Wait()
 		fmt.Fprintf(logFile, "=== testkit: start #%d exited: %v\n", n, err)
 		logFile.Close()
+		p.exitErr = err
 		close(exited)
 	}()
 	p.cmd, p.exited = cmd, exited

@@ -236,9 +236,10 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group string) (kadm.De
 }
 
 // groupDiagnostics renders the group's state, members, assignments and
-// committed offsets for a failure message.
+// committed offsets for a failure message (addr: one host:port, or several
+// joined by commas).
 func groupDiagnostics(addr, group string) string {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(addr, ",")...))
 	if err != nil {
 		return fmt.Sprintf("group %s: no client: %v", group, err)
 	}

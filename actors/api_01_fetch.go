@@ -141,10 +141,22 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest, targets []*fetchTarget, full 
 			sp.ErrorCode = kerr.UnknownTopicID.Code
 		case !b.partitionExists(tg.topic, tg.partition):
 			sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-		case servingErr(h) != nil:
+		case h != nil && req.Version >= 11 && servingErr(h) == nil && b.preferReplica(h, req.Rack, &sp):
+			// KIP-392: the consumer reads from a replica in its rack.
+		case servingErr(h) != nil && !(h != nil && req.Version >= 11):
 			sp.ErrorCode = servingErr(h).Code
 		default:
+			// The leader, or (KIP-392, Fetch v11+) a follower: everything
+			// a follower has applied is committed, so it serves up to its
+			// own high watermark.
 			v := h.sm.View()
+			if servingErr(h) != nil && tg.offset > v.HighWatermark() {
+				// A follower behind the offset the consumer reached on
+				// the leader: nothing yet, not out of range.
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
+				waits = append(waits, v.Changed())
+				break
+			}
 			sp.ErrorCode = b.readPartition(h, v, tg, &sp, maxBytes-size, size == 0)
 			size += int64(len(sp.RecordBatches))
 			if sp.ErrorCode == 0 {
@@ -206,6 +218,29 @@ func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetc
 		sp.RecordBatches = data
 	}
 	return 0
+}
+
+// preferReplica answers a consumer in rack, at the leader, with the
+// replica it should read from instead (KIP-392): one in its rack that is
+// up and in sync. It reports whether it named one; the leader serves the
+// fetch itself otherwise.
+func (b *Broker) preferReplica(h *partitionHandle, rack string, sp *kmsg.FetchResponseTopicPartition) bool {
+	if rack == "" || !b.clustered() {
+		return false
+	}
+	if own := b.rackOf(b.cfg.NodeID); own != nil && *own == rack {
+		return false
+	}
+	for _, id := range h.replica.InSync() {
+		node := int32(id)
+		if r := b.rackOf(node); r != nil && *r == rack && node != b.cfg.NodeID && b.live(node) {
+			v := h.sm.View()
+			sp.PreferredReadReplica = node
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
+			return true
+		}
+	}
+	return false
 }
 
 // checkLeaderEpoch validates a client's view of the leader epoch as Kafka

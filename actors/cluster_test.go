@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -336,4 +337,86 @@ func TestClusterFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	produce(100)
 	wait.For(t, 30*time.Second, func() error { return sameReplicas(brokers, "catchup", 2) })
+}
+
+// fetchedFrom records which broker served each fetched batch.
+type fetchedFrom struct {
+	mu    sync.Mutex
+	nodes map[int32]int
+}
+
+func (f *fetchedFrom) OnFetchBatchRead(meta kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[meta.NodeID] += m.NumRecords
+}
+
+// KIP-392: a consumer with a rack reads from the in-sync replica in its
+// rack, a follower, once the leader names it; every record comes back.
+func TestClusterFollowerFetching(t *testing.T) {
+	racks := map[int32]string{1: "r1", 2: "r2", 3: "r3"}
+	brokers, cfgs := threeNodesWith(t, func(c *cluster.Config) {
+		for i := range c.Nodes {
+			c.Nodes[i].Rack = racks[c.Nodes[i].ID]
+		}
+		c.Rack = racks[c.NodeID]
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	seeds := []string{cfgs[0].KafkaAddr, cfgs[1].KafkaAddr, cfgs[2].KafkaAddr}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DefaultProduceTopic("racked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wait.For(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(ctx, 1, 3, nil, "racked")
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		return err
+	})
+	for i := 0; i < 50; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var leader int32
+	for _, b := range brokers {
+		if h := b.replicas.get("racked", 0); h != nil && h.replica.LeaderReady() {
+			leader = b.cfg.NodeID
+		}
+	}
+	follower := leader%3 + 1
+	// Wait until the leader counts that follower in sync.
+	wait.For(t, 10*time.Second, func() error {
+		h := brokers[leader-1].replicas.get("racked", 0)
+		for _, id := range h.replica.InSync() {
+			if int32(id) == follower {
+				return nil
+			}
+		}
+		return fmt.Errorf("node %d not in sync yet", follower)
+	})
+	seen := &fetchedFrom{nodes: map[int32]int{}}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("racked"), kgo.Rack(racks[follower]),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(seen))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := 0
+	for got < 50 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 50", got)
+		}
+		got += fs.NumRecords()
+	}
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	if seen.nodes[follower] != 50 {
+		t.Fatalf("records read per node %v: want all 50 from node %d, the replica in the consumer's rack (leader %d)", seen.nodes, follower, leader)
+	}
 }

@@ -70,7 +70,13 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 		b := db.NewBatch()
 		s.putTruncated(b)
 		s.SetHardState(b, s.hs)
-		if err := db.Commit(b, true); err != nil {
+		// Not synced: the bootstrap state is a function of the group and
+		// its first voters alone, so one lost to a crash is written again,
+		// the same, at the next open; and Pebble's WAL makes it durable
+		// with the group's first synced write (its first vote or entry),
+		// which is ordered after it. A topic of 10,000 partitions then
+		// costs no 10,000 fsyncs on the controller's goroutine.
+		if err := db.Commit(b, false); err != nil {
 			return nil, fmt.Errorf("raft group %d: bootstrap: %w", group, err)
 		}
 		return s, nil

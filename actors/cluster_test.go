@@ -420,3 +420,149 @@ func TestClusterFollowerFetching(t *testing.T) {
 		t.Fatalf("records read per node %v: want all 50 from node %d, the replica in the consumer's rack (leader %d)", seen.nodes, follower, leader)
 	}
 }
+
+// netsplit cuts links between in-process nodes (cluster.Config.RaftCut).
+type netsplit struct {
+	mu  sync.Mutex
+	cut map[[2]int32]bool
+}
+
+func (n *netsplit) isolate(id int32) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for o := int32(1); o <= 3; o++ {
+		if o != id {
+			n.cut[[2]int32{id, o}], n.cut[[2]int32{o, id}] = true, true
+		}
+	}
+}
+
+func (n *netsplit) heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut = map[[2]int32]bool{}
+}
+
+func (n *netsplit) hook(from int32) func(int32) bool {
+	return func(to int32) bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.cut[[2]int32{from, to}]
+	}
+}
+
+// The leader cut off from the other two nodes (their raft traffic
+// dropped both ways, its clients still reaching it): nothing produced
+// through it with acks=all is acknowledged; the majority elects a new
+// leader and goes on; after the heal the old leader's uncommitted entries
+// are gone and every replica holds the same bytes.
+func TestClusterCutOffLeader(t *testing.T) {
+	split := &netsplit{cut: map[[2]int32]bool{}}
+	brokers, cfgs := threeNodesWith(t, func(c *cluster.Config) { c.RaftCut = split.hook(c.NodeID) })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	all := []string{cfgs[0].KafkaAddr, cfgs[1].KafkaAddr, cfgs[2].KafkaAddr}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("split"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wait.For(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(ctx, 1, 3, nil, "split")
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		return err
+	})
+	for i := 0; i < 10; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint("before-", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var old int32
+	for _, b := range brokers {
+		if h := b.replicas.get("split", 0); h != nil && h.replica.LeaderReady() {
+			old = b.cfg.NodeID
+		}
+	}
+	// Let the group go quiet first: the split must be noticed without
+	// any raft traffic to notice it by.
+	wait.For(t, 10*time.Second, func() error {
+		for _, b := range brokers {
+			if h := b.replicas.get("split", 0); !h.replica.Quiesced() {
+				return fmt.Errorf("node %d's replica still ticking", b.cfg.NodeID)
+			}
+		}
+		return nil
+	})
+	split.isolate(old)
+
+	// A client on the old leader's side of the split, which can reach
+	// no other node, gets no acknowledgement.
+	oldAddr := cfgs[old-1].KafkaAddr
+	var d net.Dialer
+	minority, err := kgo.NewClient(kgo.SeedBrokers(oldAddr), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.DefaultProduceTopic("split"), kgo.RecordDeliveryTimeout(3*time.Second),
+		kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			if host != oldAddr {
+				return nil, fmt.Errorf("%s is on the other side of the split", host)
+			}
+			return d.DialContext(ctx, network, host)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer minority.Close()
+	for i := 0; i < 2; i++ {
+		if r, err := minority.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint("lost-", i))}).First(); err == nil {
+			var st []string
+			for _, b := range brokers {
+				h := b.replicas.get("split", 0)
+				st = append(st, fmt.Sprintf("node %d: ready %v leader %d term %d hw %d", b.cfg.NodeID, h.replica.LeaderReady(), h.replica.Leader(), h.replica.Term(), h.sm.View().HighWatermark()))
+			}
+			t.Fatalf("lost-%d acknowledged on the cut-off side (old leader %d) at offset %d epoch %d: %v", i, old, r.Offset, r.LeaderEpoch, st)
+		}
+	}
+
+	// The majority goes on under a new leader.
+	var others []string
+	for _, c := range cfgs {
+		if c.NodeID != old {
+			others = append(others, c.KafkaAddr)
+		}
+	}
+	majority, err := kgo.NewClient(kgo.SeedBrokers(others...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic("split"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer majority.Close()
+	for i := 0; i < 10; i++ {
+		if err := majority.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint("after-", i))}).FirstErr(); err != nil {
+			t.Fatalf("after-%d on the majority: %v", i, err)
+		}
+	}
+	split.heal()
+	wait.For(t, 30*time.Second, func() error { return sameReplicas(brokers, "split", 1) })
+	cons, err := kgo.NewClient(kgo.SeedBrokers(all...), kgo.ConsumeTopics("split"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []string
+	for len(got) < 20 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of 20: %v", len(got), got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	for _, v := range got {
+		if strings.HasPrefix(v, "lost-") {
+			t.Fatalf("an unacknowledged record survived: %v", got)
+		}
+	}
+	if h := brokers[old-1].replicas.get("split", 0); h.sm.View().HighWatermark() != 20 {
+		t.Fatalf("old leader at %d after the heal, want 20", h.sm.View().HighWatermark())
+	}
+}

@@ -75,7 +75,12 @@ func (p *peers) start() error {
 	for _, n := range p.b.cfg.Nodes {
 		addrs[uint64(n.ID)] = n.Raft
 	}
+	var cut func(uint64) bool
+	if c := p.b.cfg.RaftCut; c != nil {
+		cut = func(to uint64) bool { return c(int32(to)) }
+	}
 	tr, err := cluster.StartTransport(cluster.TransportConfig{
+		Cut:           cut,
 		NodeID:        uint64(p.b.cfg.NodeID),
 		Addr:          addrs[uint64(p.b.cfg.NodeID)],
 		Peers:         addrs,

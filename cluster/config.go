@@ -50,6 +50,11 @@ type Config struct {
 	// whether it returns or not.
 	FailStop func(reason string, err error)
 
+	// RaftCut, when set and true for a peer's id, drops everything this
+	// node's transport would send that peer: a network partition, for
+	// in-process tests. Not read from any file.
+	RaftCut func(to int32) bool
+
 	// RetainLogBytes bounds the raft log a partition's leader keeps for a
 	// follower that lags; past it the follower is caught up by a snapshot
 	// (default 64 MiB when 0). Not read from any file: tests shrink it.

@@ -32,7 +32,7 @@ const snapshotTimeout = 10 * time.Minute
 func (t *Transport) SendSnapshot(group uint64, m *pb.Message, body func(io.Writer) error) {
 	to := m.GetTo()
 	p := t.peers[to]
-	if p == nil {
+	if p == nil || (t.cfg.Cut != nil && t.cfg.Cut(to)) {
 		t.snapshotSent(group, to, false)
 		return
 	}

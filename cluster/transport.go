@@ -47,6 +47,12 @@ const (
 	queueBytes   = 64 << 20
 	dialTimeout  = time.Second
 	writeTimeout = 10 * time.Second
+	// A sender with nothing to send writes an empty frame this often, and
+	// a peer not heard from for deadAfter counts as down: a partition
+	// that drops packets (a firewall rule) leaves every TCP connection
+	// open, and quiesced groups send nothing that could notice it.
+	keepaliveEvery = 250 * time.Millisecond
+	deadAfter      = 1500 * time.Millisecond
 )
 
 // Announcement tells peers who leads a group, for nodes that host no
@@ -86,6 +92,10 @@ type TransportConfig struct {
 	ReceiveSnapshot func(group uint64, m *pb.Message, body io.Reader) error
 	// OnSnapshotSent hears how streaming a snapshot to a peer went.
 	OnSnapshotSent func(group, to uint64, ok bool)
+	// Cut, when set and true for a peer, drops everything bound for it
+	// (raft messages, calls, notices, snapshots) as a network partition
+	// would: the hook in-process tests split a cluster with.
+	Cut func(to uint64) bool
 	// Filter, when set, sees every outbound raft message and drops those
 	// it returns false for: the hook tests use to cut links.
 	Filter func(to, group uint64, m *pb.Message) bool
@@ -136,6 +146,8 @@ type peer struct {
 	q     chan item
 	bytes atomic.Int64 // queued payload bytes (approximate)
 	up    atomic.Bool  // connected
+	heard atomic.Int64 // when a frame last came from the peer (unix ns); 0 when its connection ended
+	alive atomic.Bool  // up and heard from within deadAfter, as last reported
 }
 
 // StartTransport listens on cfg.Addr and starts one sender per peer.
@@ -157,8 +169,9 @@ func StartTransport(cfg TransportConfig) (*Transport, error) {
 		t.wg.Add(1)
 		go p.run()
 	}
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go t.accept()
+	go t.watch()
 	return t, nil
 }
 
@@ -168,7 +181,32 @@ func (t *Transport) Addr() string { return t.ln.Addr().String() }
 // Connected reports whether the outbound connection to peer id is up.
 func (t *Transport) Connected(id uint64) bool {
 	p := t.peers[id]
-	return p != nil && p.up.Load()
+	return p != nil && p.alive.Load()
+}
+
+// watch reports peers going quiet or coming back (OnPeer), every
+// keepaliveEvery, until the transport closes.
+func (t *Transport) watch() {
+	defer t.wg.Done()
+	tk := time.NewTicker(keepaliveEvery)
+	defer tk.Stop()
+	for {
+		select {
+		case <-t.closed:
+			return
+		case <-tk.C:
+		}
+		now := time.Now().UnixNano()
+		for _, p := range t.peers {
+			alive := p.up.Load() && now-p.heard.Load() < int64(deadAfter)
+			if p.alive.Swap(alive) != alive {
+				t.cfg.Log.Debug("raft peer liveness", "peer", p.id, "alive", alive)
+				if f := t.cfg.OnPeer; f != nil {
+					f(p.id, alive)
+				}
+			}
+		}
+	}
 }
 
 // Close stops the transport and waits for its goroutines.
@@ -268,6 +306,9 @@ func (t *Transport) unreachable(group, to uint64) {
 }
 
 func (p *peer) enqueue(it item) bool {
+	if cut := p.t.cfg.Cut; cut != nil && cut(p.id) {
+		return false
+	}
 	if !p.up.Load() || p.bytes.Load()+int64(it.size) > queueBytes {
 		return false
 	}
@@ -299,9 +340,6 @@ func (p *peer) run() {
 		backoff = 50 * time.Millisecond
 		p.t.cfg.Log.Debug("raft peer connected", "peer", p.id, "addr", p.addr)
 		p.up.Store(true)
-		if f := p.t.cfg.OnPeer; f != nil {
-			f(p.id, true)
-		}
 		// The peer never writes on this connection; a read returns only
 		// when it is gone, which tells an idle writer at once.
 		dead := make(chan struct{})
@@ -313,9 +351,6 @@ func (p *peer) run() {
 		p.up.Store(false)
 		c.Close()
 		p.drop()
-		if f := p.t.cfg.OnPeer; f != nil {
-			f(p.id, false)
-		}
 		select {
 		case <-p.t.closed:
 			return
@@ -384,6 +419,9 @@ func (p *peer) write(c net.Conn, dead <-chan struct{}) error {
 	w := bufio.NewWriterSize(c, 256<<10)
 	var frame []byte
 	var groups []uint64
+	keepalive := time.NewTicker(keepaliveEvery)
+	defer keepalive.Stop()
+	wrote := time.Now()
 	for {
 		var it item
 		select {
@@ -391,8 +429,22 @@ func (p *peer) write(c net.Conn, dead <-chan struct{}) error {
 			return errors.New("closed")
 		case <-dead:
 			return errors.New("peer closed the connection")
+		case <-keepalive.C:
+			if time.Since(wrote) < keepaliveEvery || (p.t.cfg.Cut != nil && p.t.cfg.Cut(p.id)) {
+				continue
+			}
+			c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := w.Write([]byte{0, 0, 0, 4, 0, 0, 0, 0}); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			wrote = time.Now()
+			continue
 		case it = <-p.q:
 		}
+		wrote = time.Now()
 		frame = append(frame[:0], 0, 0, 0, 0, 0, 0, 0, 0)
 		n := 0
 		groups = groups[:0]
@@ -517,6 +569,10 @@ func (t *Transport) read(c net.Conn) error {
 	if hello[16] == connSnapshot {
 		return t.receiveSnapshot(c, r, from)
 	}
+	if p := t.peers[from]; p != nil {
+		p.heard.Store(time.Now().UnixNano())
+		defer p.heard.Store(0)
+	}
 	var buf []byte
 	var order []uint64
 	byGroup := map[uint64][]*pb.Message{}
@@ -535,6 +591,9 @@ func (t *Transport) read(c net.Conn) error {
 		buf = buf[:n]
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
+		}
+		if p := t.peers[from]; p != nil {
+			p.heard.Store(time.Now().UnixNano())
 		}
 		count := binary.BigEndian.Uint32(buf)
 		rest := buf[4:]

@@ -118,14 +118,16 @@ func catchUp(b *testing.B, volume int64) {
 	victim.Restart()
 	ready := time.Since(restartAt)
 	// A trace of what is still missing, twice a second for the first
-	// 20 s, then every 10 s.
+	// 20 s, then every 10 s; logged on one line at the end (go test shows
+	// only a benchmark's first log lines).
 	var lastTrace time.Time
+	var trace []string
 	wait.For(b, 30*time.Minute, func() error {
 		err := inSyncOnLeaders(procs, topic, lagging, 0, true)
 		since := time.Since(restartAt)
 		if every := map[bool]time.Duration{true: 500 * time.Millisecond, false: 10 * time.Second}[since < 20*time.Second]; err != nil && time.Since(lastTrace) >= every {
 			lastTrace = time.Now()
-			b.Logf("  +%v: %v", since.Round(10*time.Millisecond), err)
+			trace = append(trace, fmt.Sprintf("+%v: %v", since.Round(10*time.Millisecond), err))
 		}
 		return err
 	})
@@ -139,6 +141,7 @@ func catchUp(b *testing.B, volume int64) {
 	}
 	b.Logf("node %d back in sync %v after its restart (answered ApiVersions after %v): %.1f MiB/s; %d raft snapshots installed on it, %d 'trimming past a lagging follower' lines on the leaders",
 		lagging, took.Round(time.Millisecond), ready.Round(time.Millisecond), mb/took.Seconds(), snaps, trims)
+	b.Logf("still missing: %s", strings.Join(trace, "; "))
 	b.ReportMetric(took.Seconds(), "s/catch-up")
 	b.ReportMetric(mb/took.Seconds(), "MiB/s-catch-up")
 	b.ReportMetric(mb/produced.Seconds(), "MiB/s-produce")

@@ -126,6 +126,13 @@ func BenchmarkFailover(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	// go test shows only the first lines of a benchmark's log: every kill
+	// once more, on one line.
+	var all []string
+	for i := range failovers {
+		all = append(all, fmt.Sprintf("%d/%d", failovers[i].Milliseconds(), elections[min(i, len(elections)-1)].Milliseconds()))
+	}
+	b.Logf("failover/election ms per kill: %s", strings.Join(all, " "))
 	med, lo, hi := durStats(failovers)
 	b.ReportMetric(ms(med), "ms/failover-median")
 	b.ReportMetric(ms(lo), "ms/failover-min")

@@ -71,6 +71,8 @@ func catchUp(b *testing.B, volume int64) {
 		return nil
 	})
 
+	termsBefore := leaderTerms(b, procs, topic, partitions)
+
 	prod := NewClient(b, seeds,
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DefaultProduceTopic(topic),
@@ -134,6 +136,16 @@ func catchUp(b *testing.B, volume int64) {
 	took := time.Since(restartAt)
 	b.StopTimer()
 
+	// Elections during the load and the catch-up: none is expected, so
+	// any is a leader that lost its followers' patience under load.
+	termsAfter := leaderTerms(b, procs, topic, partitions)
+	var elections uint64
+	for part, t := range termsAfter {
+		elections += t - termsBefore[part]
+	}
+	b.Logf("raft terms of the partitions before the load %v, after the catch-up %v", termsBefore, termsAfter)
+	b.ReportMetric(float64(elections), "elections")
+
 	snaps := countLogLines(victim, "installed a raft snapshot")
 	var trims int
 	for _, p := range procs[:lagging-1] {
@@ -147,4 +159,33 @@ func catchUp(b *testing.B, volume int64) {
 	b.ReportMetric(mb/produced.Seconds(), "MiB/s-produce")
 	b.ReportMetric(float64(snaps), "snapshots")
 	logLoad(b, "at end")
+}
+
+// leaderTerms is every partition's raft term as its leader reports it.
+func leaderTerms(b testing.TB, procs []*Process, topic string, partitions int32) map[int32]uint64 {
+	b.Helper()
+	terms := map[int32]uint64{}
+	wait.For(b, time.Minute, func() error {
+		for _, p := range procs {
+			if !p.running() {
+				continue
+			}
+			v, err := nodeView(p)
+			if err != nil {
+				return err
+			}
+			if tv := topicOf(v, topic); tv != nil {
+				for _, pv := range tv.Partitions {
+					if pv.Progress != nil {
+						terms[pv.Partition] = pv.Progress.Term
+					}
+				}
+			}
+		}
+		if int32(len(terms)) != partitions {
+			return fmt.Errorf("leaders known for %d of %d partitions", len(terms), partitions)
+		}
+		return nil
+	})
+	return terms
 }

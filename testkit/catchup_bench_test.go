@@ -114,6 +114,7 @@ func catchUp(b *testing.B, volume int64) {
 	b.Logf("produced %d records of %d bytes (%.0f MiB) with node %d down in %v: %.1f MiB/s",
 		n, recordSize, mb, lagging, produced.Round(time.Millisecond), mb/produced.Seconds())
 	logLoad(b, "before the restart")
+	termsLoaded := leaderTerms(b, procs, topic, partitions)
 
 	b.StartTimer()
 	restartAt := time.Now()
@@ -139,12 +140,14 @@ func catchUp(b *testing.B, volume int64) {
 	// Elections during the load and the catch-up: none is expected, so
 	// any is a leader that lost its followers' patience under load.
 	termsAfter := leaderTerms(b, procs, topic, partitions)
-	var elections uint64
+	var elections, duringLoad uint64
 	for part, t := range termsAfter {
 		elections += t - termsBefore[part]
+		duringLoad += termsLoaded[part] - termsBefore[part]
 	}
-	b.Logf("raft terms of the partitions before the load %v, after the catch-up %v", termsBefore, termsAfter)
+	b.Logf("raft terms of the partitions before the load %v, after it %v, after the catch-up %v", termsBefore, termsLoaded, termsAfter)
 	b.ReportMetric(float64(elections), "elections")
+	b.ReportMetric(float64(duringLoad), "elections-during-load")
 
 	snaps := countLogLines(victim, "installed a raft snapshot")
 	var trims int

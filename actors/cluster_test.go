@@ -149,13 +149,7 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	wait.For(t, 30*time.Second, func() error {
-		res, err := adm.CreateTopic(ctx, 3, 3, nil, "orders")
-		if err == nil && res.Err != nil {
-			err = res.Err
-		}
-		return err
-	})
+	createTopic(t, ctx, adm, "orders", 3, 3)
 	produce := func(tag string, n int) {
 		t.Helper()
 		for i := 0; i < n; i++ {
@@ -269,13 +263,7 @@ func TestClusterFollowerCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	wait.For(t, 30*time.Second, func() error {
-		res, err := adm.CreateTopic(ctx, 2, 3, nil, "catchup")
-		if err == nil && res.Err != nil {
-			err = res.Err
-		}
-		return err
-	})
+	createTopic(t, ctx, adm, "catchup", 2, 3)
 	// In rounds of 20 records, so that each partition's raft log gets many
 	// entries and its leader many checkpoints.
 	produce := func(n int) {
@@ -370,13 +358,7 @@ func TestClusterFollowerFetching(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	wait.For(t, 30*time.Second, func() error {
-		res, err := adm.CreateTopic(ctx, 1, 3, nil, "racked")
-		if err == nil && res.Err != nil {
-			err = res.Err
-		}
-		return err
-	})
+	createTopic(t, ctx, adm, "racked", 1, 3)
 	for i := 0; i < 50; i++ {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -468,13 +450,7 @@ func TestClusterCutOffLeader(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	wait.For(t, 30*time.Second, func() error {
-		res, err := adm.CreateTopic(ctx, 1, 3, nil, "split")
-		if err == nil && res.Err != nil {
-			err = res.Err
-		}
-		return err
-	})
+	createTopic(t, ctx, adm, "split", 1, 3)
 	for i := 0; i < 10; i++ {
 		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(fmt.Sprint("before-", i))}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -565,4 +541,18 @@ func TestClusterCutOffLeader(t *testing.T) {
 	if h := brokers[old-1].replicas.get("split", 0); h.sm.View().HighWatermark() != 20 {
 		t.Fatalf("old leader at %d after the heal, want 20", h.sm.View().HighWatermark())
 	}
+}
+
+// createTopic creates a topic on a cluster that may still be forming
+// (CreateTopics answers retriable errors until the controller has a
+// leader), retrying until it succeeds.
+func createTopic(t *testing.T, ctx context.Context, adm *kadm.Client, name string, partitions int32, rf int16) {
+	t.Helper()
+	wait.For(t, 30*time.Second, func() error {
+		res, err := adm.CreateTopic(ctx, partitions, rf, nil, name)
+		if err == nil && res.Err != nil {
+			err = res.Err
+		}
+		return err
+	})
 }

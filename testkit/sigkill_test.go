@@ -107,6 +107,12 @@ type load struct {
 // own client (idempotent, acks=all: kgo's defaults) until stopped,
 // recording every acknowledgement.
 func startLoad(t testing.TB, addr, topic string, round, producers int, acked *ackLog) *load {
+	return startPacedLoad(t, addr, topic, round, producers, 0, acked)
+}
+
+// startPacedLoad is startLoad with each producer producing at most
+// perSec records a second (no limit when 0).
+func startPacedLoad(t testing.TB, addr, topic string, round, producers, perSec int, acked *ackLog) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{cancel: cancel}
 	pad := strings.Repeat("p", 150)
@@ -121,7 +127,22 @@ func startLoad(t testing.TB, addr, topic string, round, producers int, acked *ac
 		l.loops.Add(1)
 		go func() {
 			defer l.loops.Done()
+			const tick = 10 * time.Millisecond
+			var pace <-chan time.Time
+			if perSec > 0 {
+				tk := time.NewTicker(tick)
+				defer tk.Stop()
+				pace = tk.C
+			}
+			burst := max(1, perSec/int(time.Second/tick))
 			for seq := 0; ctx.Err() == nil; seq++ {
+				if pace != nil && seq%burst == 0 {
+					select {
+					case <-pace:
+					case <-ctx.Done():
+						return
+					}
+				}
 				v := fmt.Sprintf("r%d-g%d-%07d-%s", round, g, seq, pad)
 				l.pending.Add(1)
 				cl.Produce(ctx, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", seq%64)), Value: []byte(v)}, func(r *kgo.Record, err error) {

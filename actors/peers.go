@@ -401,11 +401,19 @@ func (b *Broker) handOffLeadership(within time.Duration) {
 		}
 	}
 	b.peers.mu.RUnlock()
-	for _, g := range led {
-		b.sys.Root.Send(g.pid, &raftactor.TransferLeadership{})
+	// Each replica says whom it hands over to; those with no caught-up
+	// follower (the last node of a cluster going down) are not waited for.
+	fs := make([]*actor.Future, len(led))
+	for i, g := range led {
+		fs[i] = actor.NewFuture(b.sys, within)
+		b.sys.Root.Send(g.pid, &raftactor.TransferLeadership{ReplyTo: fs[i].PID()})
 	}
 	deadline := time.Now().Add(within)
-	for _, g := range led {
+	for i, g := range led {
+		v, err := fs[i].Result()
+		if ts, ok := v.(*raftactor.TransferStarted); err != nil || !ok || ts.To == 0 {
+			continue
+		}
 		for g.r.Leader() == self && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -31,13 +31,28 @@ func (b *inbox) deliver(group uint64, msgs []*pb.Message) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Never the same address twice: the kernel may reuse a port it just
+	// freed, and two transports would then share a listen address.
+	addrsMu.Lock()
+	defer addrsMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !addrsGiven[addr] {
+			addrsGiven[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
+
+var (
+	addrsMu    sync.Mutex
+	addrsGiven = map[string]bool{}
+)
 
 func startPair(t *testing.T) (a, b *Transport, ib *inbox, ia *inbox, addrs map[uint64]string) {
 	t.Helper()

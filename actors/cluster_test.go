@@ -19,33 +19,11 @@ import (
 
 	"github.com/chronik-actor/chronik-actor/cluster"
 	"github.com/chronik-actor/chronik-actor/raftactor"
+	"github.com/chronik-actor/chronik-actor/testkit/loopback"
 	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	// The kernel may hand a port it just freed out again: a cluster's
-	// addresses must differ, so never give one twice.
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !portsGiven[addr] {
-			portsGiven[addr] = true
-			return addr
-		}
-	}
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[string]bool{}
-)
+func freePort(t *testing.T) string { return loopback.Addr(t) }
 
 // threeNodes starts a 3-node cluster in this process on loopback ports
 // chosen now; brokers[i] is node i+1.

@@ -9,6 +9,7 @@ import (
 
 	pb "go.etcd.io/raft/v3/raftpb"
 
+	"github.com/chronik-actor/chronik-actor/testkit/loopback"
 	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
@@ -29,30 +30,7 @@ func (b *inbox) deliver(group uint64, msgs []*pb.Message) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	// Never the same address twice: the kernel may reuse a port it just
-	// freed, and two transports would then share a listen address.
-	addrsMu.Lock()
-	defer addrsMu.Unlock()
-	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		if !addrsGiven[addr] {
-			addrsGiven[addr] = true
-			return addr
-		}
-	}
-}
-
-var (
-	addrsMu    sync.Mutex
-	addrsGiven = map[string]bool{}
-)
+func freeAddr(t *testing.T) string { return loopback.Addr(t) }
 
 func startPair(t *testing.T) (a, b *Transport, ib *inbox, ia *inbox, addrs map[uint64]string) {
 	t.Helper()

@@ -23,6 +23,7 @@ import (
 
 	"github.com/chronik-actor/chronik-actor/actors"
 	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/testkit/loopback"
 	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
@@ -290,30 +291,7 @@ func (p *Process) awaitReady() {
 
 // freePort asks the kernel for a free port. Another process could take it
 // before the broker binds it; on a test machine that window is harmless.
-func freePort(t testing.TB) int {
-	t.Helper()
-	// The kernel may hand a port it just freed out again: one cluster's
-	// kafka, raft and admin ports must differ, so never give one twice.
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portsGiven[port] {
-			portsGiven[port] = true
-			return port
-		}
-	}
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
+func freePort(t testing.TB) int { return loopback.Port(t) }
 
 // Binaries are built once per test process, whichever test asks first;
 // TestMain removes them.

@@ -95,6 +95,16 @@ type Process struct {
 	exitErr error
 }
 
+// Seeds is the comma-separated Kafka addresses of procs, which NewClient
+// takes as its seed brokers.
+func Seeds(procs []*Process) string {
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.Addr()
+	}
+	return strings.Join(addrs, ",")
+}
+
 // Addr is the process's Kafka address; it stays the same across restarts.
 func (p *Process) Addr() string { return p.addr }
 

@@ -51,11 +51,7 @@ func catchUp(b *testing.B, volume int64) {
 	b.StopTimer()
 	logLoad(b, "at start")
 	procs := StartCluster(b, 3)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	adm := kadm.NewClient(NewClient(b, seeds))
 	createClusterTopic(b, adm, topic, partitions, 3)
 

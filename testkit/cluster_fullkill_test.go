@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"strings"
 	"syscall"
 	"testing"
 
@@ -26,11 +25,7 @@ func TestClusterFullSIGKILL(t *testing.T) {
 		clusterSize = 3
 	)
 	procs := StartCluster(t, clusterSize)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	adm := kadm.NewClient(NewClient(t, seeds))
 	createClusterTopic(t, adm, topic, partitions, clusterSize)
 

@@ -31,11 +31,7 @@ func TestClusterGroupCoordinatorSIGKILL(t *testing.T) {
 		clusterSize = 3
 	)
 	procs := StartCluster(t, clusterSize)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	adm := kadm.NewClient(NewClient(t, seeds))
 	topic, group := uniqueName(t, "topic"), uniqueName(t, "group")
 	createClusterTopic(t, adm, topic, partitions, clusterSize)
@@ -44,7 +40,7 @@ func TestClusterGroupCoordinatorSIGKILL(t *testing.T) {
 	seen := newSeenRecords()
 	produceKeyed(t, seeds, topic, "before", perPhase, 12)
 	ends1 := endOffsets(t, seeds, topic)
-	a := startGroupMember(t, seeds, group, topic, "a", seen, kgo.SeedBrokers(addrs...))
+	a := startGroupMember(t, seeds, group, topic, "a", seen, kgo.SeedBrokers(strings.Split(seeds, ",")...))
 	waitAllSeen(t, seen, zeroOffsets(partitions), ends1, time.Minute, "before the kill")
 	waitCommitted(t, seeds, group, topic, ends1, time.Minute)
 
@@ -91,7 +87,7 @@ func TestClusterGroupCoordinatorSIGKILL(t *testing.T) {
 	waitAllSeen(t, seen, ends1, ends2, time.Minute, "after the kill, member a alone")
 	// A second member: the group rebalances on the new coordinator and
 	// the partitions it takes over resume at their committed offsets.
-	b := startGroupMember(t, seeds, group, topic, "b", seen, kgo.SeedBrokers(addrs...))
+	b := startGroupMember(t, seeds, group, topic, "b", seen, kgo.SeedBrokers(strings.Split(seeds, ",")...))
 	waitAssignment(t, partitions, time.Minute, a, b)
 	d, err := describeGroupWithin(adm, group, time.Minute, 2)
 	if err != nil {

@@ -44,11 +44,7 @@ func TestClusterKcatLeaderKill(t *testing.T) {
 		clusterSize = 3
 	)
 	procs := StartCluster(t, clusterSize)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	adm := kadm.NewClient(NewClient(t, seeds))
 	createClusterTopic(t, adm, topic, partitions, clusterSize)
 

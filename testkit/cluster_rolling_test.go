@@ -37,11 +37,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		clusterSize = 3
 	)
 	procs := StartCluster(t, clusterSize)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	cl := NewClient(t, seeds)
 	adm := kadm.NewClient(cl)
 	createClusterTopic(t, adm, topic, partitions, clusterSize)

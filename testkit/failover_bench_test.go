@@ -52,11 +52,7 @@ func failover(b *testing.B, opts ...kgo.Opt) {
 	)
 	logLoad(b, "at start")
 	procs := StartCluster(b, 3)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.Addr())
-	}
-	seeds := strings.Join(addrs, ",")
+	seeds := Seeds(procs)
 	cl := NewClient(b, seeds)
 	adm := kadm.NewClient(cl)
 	createClusterTopic(b, adm, topic, 1, 3)

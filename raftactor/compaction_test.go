@@ -48,7 +48,7 @@ func TestPartitionCompactionReplay(t *testing.T) {
 		want[k] = v
 		index++
 		cmd := EncodeProduce(protocol.BuildBatch([]protocol.Record{{Key: []byte(k), Value: []byte(v)}}, time.Now().UnixMilli()))
-		if r := p.Apply(index, 2, cmd[CommandHeader:]).(*ProduceResult); r.Err != nil {
+		if r := applyAsLeader(t, p, index, 2, cmd, time.Now()).(*ProduceResult); r.Err != nil {
 			t.Fatal(r.Err)
 		}
 	}

@@ -90,7 +90,7 @@ func TestSegmentWriteFailureStopsReplica(t *testing.T) {
 		if len(calls) != 1 {
 			return fmt.Errorf("FailStop called %d times: %q", len(calls), calls)
 		}
-		if c := calls[0]; !strings.HasPrefix(c, "apply (raft group 5)") || !strings.Contains(c, partDir) {
+		if c := calls[0]; !strings.HasPrefix(c, "persist entries (raft group 5)") || !strings.Contains(c, partDir) {
 			return fmt.Errorf("FailStop call %q does not name the op, the group and the partition", c)
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	pb "go.etcd.io/raft/v3/raftpb"
 
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/storage"
@@ -119,4 +120,22 @@ func commitCheckpoint(t *testing.T, db *storage.DB, cp Checkpoint) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// applyAsLeader takes cmd through what a ready leader and the persist step
+// do with it before apply (Prepare, Persist), and applies it at index.
+func applyAsLeader(t testing.TB, p *Partition, index, term uint64, cmd []byte, now time.Time) any {
+	t.Helper()
+	if p.spec == nil {
+		p.Lead(true)
+	}
+	entry, v, ok := p.Prepare(cmd, term, now)
+	if !ok {
+		return v
+	}
+	e := &pb.Entry{Index: &index, Term: &term, Data: entry}
+	if _, err := p.Persist([]*pb.Entry{e}); err != nil {
+		t.Fatal(err)
+	}
+	return p.Apply(index, term, entry[CommandHeader:])
 }

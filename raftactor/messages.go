@@ -65,6 +65,10 @@ var ErrStopped = errors.New("raftactor: replica stopped")
 // proposals already in the mailbox, so they all land in the same Ready.
 type readyNow struct{}
 
+// releaseNow asks the replica to propose what it held until it was a
+// ready leader.
+type releaseNow struct{}
+
 type checkpointDone struct {
 	cp  Checkpoint
 	err error

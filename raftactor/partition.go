@@ -18,15 +18,14 @@ import (
 )
 
 // EncodeProduce returns the command that appends batch to a partition: the
-// batch itself. Its first 8 bytes, the baseOffset field, are the command
-// header that carries the proposal id: the field is outside the CRC and is
-// rewritten at apply anyway, so a produced batch goes from the request
-// frame into the raft log without a copy of its own. Partition commands
-// are told apart by the magic byte; record batches have magic 2.
-func EncodeProduce(batch []byte) []byte { return batch }
-
-// batchTail is what Apply receives of a batch: all after baseOffset.
-const batchTail = protocol.BatchHeaderSize - CommandHeader
+// replica's header, room for the leader's clock, a kind byte and the batch
+// (partition_entry.go).
+func EncodeProduce(batch []byte) []byte {
+	cmd := NewCommand(produceHeader - CommandHeader + len(batch))
+	cmd[kindAt] = kindBatch
+	copy(cmd[produceHeader:], batch)
+	return cmd
+}
 
 // ProduceResult is what applying a produce command returns to the
 // proposer: the batch's base offset, or a Kafka error code.
@@ -112,6 +111,14 @@ type Partition struct {
 	durableBase       int64
 	syncForCompaction bool
 
+	// next is the offset after the last applied batch; unapplied are the
+	// batches persisted into the segments and not applied yet, in raft
+	// index order; spec is what a ready leader prepared (partition_entry.go).
+	next       int64
+	unapplied  []persistedBatch
+	spec       *speculation
+	publishErr error
+
 	pubEpochs atomic.Pointer[[]EpochStart]
 	// clock is the latest leader's wall clock stamped into an applied
 	// command (Stamp), in ms: what idempotence expiry goes by, so every
@@ -158,11 +165,15 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	if err := storage.RemoveCompactionLeftovers(cfg.Dir); err != nil {
 		return nil, 0, fmt.Errorf("partition %s: %w", cfg.Dir, err)
 	}
-	l, err := storage.OpenPartitionLog(cfg.Dir, cfg.Log, cp.Position)
+	end, err := persistedEnd(cfg, cp.Position)
 	if err != nil {
 		return nil, 0, err
 	}
-	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs, clock: cp.Clock}
+	l, err := storage.OpenPartitionLogAt(cfg.Dir, cfg.Log, cp.Position, end)
+	if err != nil {
+		return nil, 0, err
+	}
+	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs, clock: cp.Clock, next: cp.Position.NextOffset}
 	p.pubLog.Store(l)
 	if cp.Producers != nil {
 		p.producers.m = cp.Producers
@@ -207,70 +218,54 @@ func (p *Partition) Epochs() []EpochStart {
 	return nil
 }
 
-// Apply implements StateMachine. data is the batch without its first 8
-// bytes (the command header; see EncodeProduce).
+// Apply implements StateMachine. data is the entry after the replica's
+// header: the leader's clock, the kind, the payload. A batch's offsets are
+// final (Prepare) and its bytes already in the segment (Persist): apply
+// records what it says and makes it visible.
 func (p *Partition) Apply(index, term uint64, data []byte) any {
-	if len(data) < batchTail {
+	if p.publishErr != nil {
+		return Fatal{p.publishErr}
+	}
+	if len(data) < produceHeader-CommandHeader+protocol.BatchHeaderSize {
 		return &ProduceResult{Err: kerr.CorruptMessage}
 	}
-	// Only a small head is copied to rewrite baseOffset and
-	// partitionLeaderEpoch: the body stays in the entry, whose bytes belong
-	// to the raft log (they may be sent to followers after this apply).
-	if stamp := binary.BigEndian.Uint32(data[4:8]); stamp >= minStamp && stamp <= maxStamp {
-		p.clock = max(p.clock, int64(stamp)*1000)
-	}
-	head := make([]byte, protocol.BatchHeaderSize)
-	copy(head[CommandHeader:], data[:batchTail])
-	body := data[batchTail:]
-	h, err := protocol.ParseBatchHeader(head)
+	p.clock = max(p.clock, int64(binary.BigEndian.Uint64(data)))
+	kind, payload := data[kindAt-CommandHeader], data[produceHeader-CommandHeader:]
+	h, err := protocol.ParseBatchHeader(payload)
 	if err != nil {
 		return &ProduceResult{Err: kerr.InvalidRequest} // not a record batch
 	}
-	if h.ProducerID >= 0 {
+	if kind == kindDuplicate {
+		// A retry of a batch that was not applied when the leader saw it:
+		// it is now, just before this entry.
 		off, dup, kerrv := p.producers.check(h, p.clock)
-		if kerrv != nil {
+		switch {
+		case kerrv != nil:
 			return &ProduceResult{Err: kerrv}
+		case !dup:
+			return &ProduceResult{Err: kerr.OutOfOrderSequenceNumber}
 		}
-		if dup {
-			return &ProduceResult{BaseOffset: off, LogStartOffset: p.log.View().LogStartOffset()}
-		}
+		return &ProduceResult{BaseOffset: off, LogStartOffset: p.log.View().LogStartOffset()}
 	}
-	epoch := int32(term)
-	base := p.log.NextOffset()
-	protocol.SetBaseOffset(head, base)
-	protocol.SetPartitionLeaderEpoch(head, epoch)
-	if err := p.log.AppendSplit(head, body); err != nil {
-		return Fatal{fmt.Errorf("partition %s: append: %w", p.cfg.Dir, err)}
+	base := h.BaseOffset
+	if base != p.next || len(p.unapplied) == 0 || p.unapplied[0].index != index || p.unapplied[0].base != base {
+		return Fatal{fmt.Errorf("partition %s: entry %d: batch at offset %d, the log is at %d (persisted: %v)", p.cfg.Dir, index, base, p.next, p.unapplied[:min(1, len(p.unapplied))])}
 	}
+	p.unapplied = p.unapplied[1:]
 	if h.ProducerID >= 0 {
 		p.producers.record(h, base, p.clock)
 	}
 	if p.cfg.Observer != nil {
-		p.cfg.Observer.ObserveBatch(append(head, body...))
+		p.cfg.Observer.ObserveBatch(payload)
 	}
+	epoch := h.PartitionLeaderEpoch
 	if n := len(p.epochs); n == 0 || p.epochs[n-1].Epoch < epoch {
 		p.epochs = append(p.epochs, EpochStart{Epoch: epoch, StartOffset: base})
 		p.publishEpochs()
 	}
-	p.sinceCp += int64(len(head) + len(body))
+	p.next = base + int64(h.LastOffsetDelta) + 1
+	p.sinceCp += int64(len(payload))
 	return &ProduceResult{BaseOffset: base, LogStartOffset: p.log.View().LogStartOffset()}
-}
-
-// The range of plausible stamps (unix seconds, 2020 to 2096): a command
-// from before stamps existed carries the producer's partitionLeaderEpoch
-// there instead (-1, 0 or a small epoch), which is ignored.
-const (
-	minStamp = 1_600_000_000
-	maxStamp = 4_000_000_000
-)
-
-// Stamp implements Stamper: the leader writes its wall clock, in seconds,
-// into the command's partitionLeaderEpoch field, which is outside the
-// batch CRC and rewritten with the real epoch at apply.
-func (p *Partition) Stamp(cmd []byte, now time.Time) {
-	if len(cmd) >= CommandHeader+8 {
-		binary.BigEndian.PutUint32(cmd[12:16], uint32(now.Unix()))
-	}
 }
 
 func (p *Partition) publishEpochs() {
@@ -281,7 +276,12 @@ func (p *Partition) publishEpochs() {
 // Applied implements StateMachine: publish one view per Ready, so fetches
 // and parked readers see the new data at once.
 func (p *Partition) Applied() bool {
-	p.log.Publish()
+	if err := p.log.PublishThrough(p.next); err != nil && p.publishErr == nil {
+		p.publishErr = err // Apply checked this could not happen; halt at the next
+	}
+	if sp := p.spec; sp != nil && sp.next == p.next {
+		clear(sp.producers) // nothing in flight: the applied table says it all
+	}
 	return p.sinceCp >= p.cfg.CheckpointBytes
 }
 
@@ -312,7 +312,7 @@ func (p *Partition) maintainCompaction(now time.Time) error {
 		return nil
 	}
 	p.lastCompaction = now
-	pos := p.log.Position()
+	pos := p.log.Published()
 	if p.durableBase < pos.SegmentBase {
 		// The segments sealed since are out of reach until a synced
 		// checkpoint records a later position.
@@ -362,7 +362,7 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 	prods := p.producers.snapshot()
 	return &partitionCp{
 		key:     storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
-		job:     p.log.PrepareSync(),
+		job:     p.log.PrepareSyncPublished(),
 		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock},
 		log:     p.log,
 		deletes: deletes,

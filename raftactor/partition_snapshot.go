@@ -127,6 +127,8 @@ func (p *Partition) Installed() error {
 		p.producers.m = st.desc.Checkpoint.Producers
 	}
 	p.epochs = st.desc.Checkpoint.Epochs
+	p.next = st.desc.Checkpoint.Position.NextOffset
+	p.unapplied, p.spec = nil, nil
 	p.clock = st.desc.Checkpoint.Clock
 	p.publishEpochs()
 	p.sinceCp = 0

@@ -1,9 +1,9 @@
 package raftactor
 
 import (
-	"bytes"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -63,13 +63,7 @@ func TestPartitionApply(t *testing.T) {
 
 	apply := func(index, term uint64, batch []byte) *ProduceResult {
 		t.Helper()
-		orig := append([]byte(nil), batch...)
-		cmd := EncodeProduce(batch)
-		v := p.Apply(index, term, cmd[CommandHeader:])
-		// The command's bytes belong to the raft log: Apply rewrites a copy.
-		if !bytes.Equal(cmd, orig) {
-			t.Fatal("Apply modified the command's bytes")
-		}
+		v := applyAsLeader(t, p, index, term, EncodeProduce(batch), time.Now())
 		r, ok := v.(*ProduceResult)
 		if !ok {
 			t.Fatalf("Apply returned %T %v", v, v)
@@ -95,12 +89,12 @@ func TestPartitionApply(t *testing.T) {
 	if r := apply(6, 4, idempotentBatch("b", 1, 11, 0, 3)); r.Err != nil || r.BaseOffset != 5 {
 		t.Fatalf("next in sequence, new term: %+v", r)
 	}
-	unknown := make([]byte, batchTail+10)
-	unknown[16-CommandHeader] = 9 // magic 9: not a record batch
-	if r := p.Apply(7, 4, unknown).(*ProduceResult); r.Err != kerr.InvalidRequest {
+	unknown := make([]byte, protocol.BatchHeaderSize+10)
+	unknown[16] = 9 // magic 9: not a record batch
+	if r := apply(7, 4, unknown); r.Err != kerr.InvalidRequest {
 		t.Fatalf("unknown command: %+v", r)
 	}
-	if r := p.Apply(8, 4, []byte{2, 1, 2}).(*ProduceResult); r.Err != kerr.CorruptMessage {
+	if r := apply(8, 4, []byte{2, 1, 2}); r.Err != kerr.CorruptMessage {
 		t.Fatalf("short batch: %+v", r)
 	}
 	if p.View().HighWatermark() != 0 {

@@ -54,7 +54,11 @@ func newProducerTable() *producerTable { return &producerTable{m: make(map[int64
 // not a sweep removed it yet: the decision depends on the log alone, so
 // every replica takes the same one.
 func (t *producerTable) check(h protocol.BatchHeader, clock int64) (dupOffset int64, dup bool, err *kerr.Error) {
-	e := t.m[h.ProducerID]
+	return checkProducer(t.m[h.ProducerID], h, clock)
+}
+
+// checkProducer is check against the producer's entry e (nil: none).
+func checkProducer(e *producerEntry, h protocol.BatchHeader, clock int64) (dupOffset int64, dup bool, err *kerr.Error) {
 	if e == nil || expired(e, clock) {
 		return 0, false, nil
 	}
@@ -80,16 +84,28 @@ func (t *producerTable) check(h protocol.BatchHeader, clock int64) (dupOffset in
 
 // record remembers a batch that was written at baseOffset.
 func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64, clock int64) {
-	e := t.m[h.ProducerID]
-	if e == nil || e.Epoch != h.ProducerEpoch || expired(e, clock) {
+	t.m[h.ProducerID] = recordProducer(t.m[h.ProducerID], h, baseOffset, clock, false)
+}
+
+// recordProducer adds the batch to the producer's entry e (nil: none) and
+// returns the entry to keep: e itself, or a new one when the batch starts
+// a new epoch or e expired; with fresh, never e (a leader's speculation
+// must not touch the applied table's entries).
+func recordProducer(e *producerEntry, h protocol.BatchHeader, baseOffset, clock int64, fresh bool) *producerEntry {
+	switch {
+	case e == nil || e.Epoch != h.ProducerEpoch || expired(e, clock):
 		e = &producerEntry{Epoch: h.ProducerEpoch}
-		t.m[h.ProducerID] = e
+	case fresh:
+		c := *e
+		c.Batches = append(make([]batchMeta, 0, producerWindow+1), e.Batches...)
+		e = &c
 	}
 	e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
 	e.LastWrite = clock
 	if len(e.Batches) > producerWindow {
 		e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
 	}
+	return e
 }
 
 // expire removes producers idle for producerExpiry at clock, which check

@@ -180,9 +180,9 @@ func TestProducerExpiry(t *testing.T) {
 	}
 }
 
-// The leader's clock travels in the command: apply takes the partition
-// clock from the stamp, not from the replica's own wall clock, so a
-// follower applying the entry a day later decides expiry the same way.
+// The leader's clock travels in the entry: apply takes the partition
+// clock from it, not from the replica's own wall clock, so a follower
+// applying the entry a day later keeps the same producer state.
 func TestStampedClockDecidesExpiry(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
@@ -192,24 +192,19 @@ func TestStampedClockDecidesExpiry(t *testing.T) {
 	}
 	defer p.Close(false)
 	at := time.Unix(1_800_000_000, 0)
-	cmd := EncodeProduce(idempotentBatch("s", 1, 7, 0, 0))
-	p.Stamp(cmd, at)
-	if res := p.Apply(2, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil {
+	if res := applyAsLeader(t, p, 2, 1, EncodeProduce(idempotentBatch("s", 1, 7, 0, 0)), at).(*ProduceResult); res.Err != nil {
 		t.Fatal(res.Err)
 	}
 	if p.clock != at.UnixMilli() || p.producers.m[7].LastWrite != at.UnixMilli() {
 		t.Fatalf("clock %d, last write %d, want %d", p.clock, p.producers.m[7].LastWrite, at.UnixMilli())
 	}
-	// A day and more later by the next stamp, the producer is unknown:
-	// a batch at any sequence is accepted.
-	cmd = EncodeProduce(idempotentBatch("s", 1, 7, 0, 40))
-	p.Stamp(cmd, at.Add(25*time.Hour))
-	if res := p.Apply(3, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil {
+	// A day and more later, the producer is unknown: a batch at any
+	// sequence is accepted.
+	if res := applyAsLeader(t, p, 3, 1, EncodeProduce(idempotentBatch("s", 1, 7, 0, 40)), at.Add(25*time.Hour)).(*ProduceResult); res.Err != nil {
 		t.Fatalf("expired producer refused: %v", res.Err)
 	}
-	// Without a stamp (a command from before stamps), the clock stays.
-	cmd = EncodeProduce(idempotentBatch("s", 1, 9, 0, 0))
-	if res := p.Apply(4, 1, cmd[CommandHeader:]).(*ProduceResult); res.Err != nil || p.clock != at.Add(25*time.Hour).UnixMilli() {
-		t.Fatalf("unstamped command moved the clock to %d (err %v)", p.clock, res.Err)
+	// A leader whose wall clock is behind does not move the clock back.
+	if res := applyAsLeader(t, p, 4, 1, EncodeProduce(idempotentBatch("s", 1, 9, 0, 0)), at).(*ProduceResult); res.Err != nil || p.clock != at.Add(25*time.Hour).UnixMilli() {
+		t.Fatalf("an earlier clock moved the partition clock to %d (err %v)", p.clock, res.Err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/chronik-actor/chronik-actor/storage"
 )
 
 // handleReady handles at most one Ready. Every proposal that reached the
@@ -76,8 +78,19 @@ func (r *Replica) handleReady(ctx actor.Context) {
 
 	// 3. persist entries and HardState in one batch (rule 1)
 	if len(rd.Entries) > 0 || !raft.IsEmptyHardState(rd.HardState) {
-		b := r.cfg.DB.NewBatchWithSize(readyBatchSize(rd.Entries))
-		if err := r.store.Append(b, rd.Entries); err != nil {
+		var ext []storage.External
+		if p, ok := r.cfg.SM.(Persister); ok && len(rd.Entries) > 0 {
+			// The state machine writes (and syncs) the entries' bulk
+			// first, so that the raft log never names bytes that are not
+			// durable.
+			var err error
+			if ext, err = p.Persist(rd.Entries); err != nil {
+				r.fail(ctx, "persist entries", err)
+				return
+			}
+		}
+		b := r.cfg.DB.NewBatchWithSize(readyBatchSize(rd.Entries, ext))
+		if err := r.store.Append(b, rd.Entries, ext); err != nil {
 			_ = b.Close()
 			r.fail(ctx, "append to raft log", err)
 			return
@@ -114,10 +127,13 @@ func (r *Replica) handleReady(ctx actor.Context) {
 // readyBatchSize bounds from above the Pebble batch that persists ents and
 // a HardState: each entry's data plus room for its key, its term and type,
 // and the record's kind and length varints.
-func readyBatchSize(ents []*pb.Entry) int {
+func readyBatchSize(ents []*pb.Entry, ext []storage.External) int {
 	n := 256 // batch header, HardState, a DeleteRange of a conflicting tail
-	for _, e := range ents {
+	for i, e := range ents {
 		n += len(e.Data) + 64
+		if ext != nil {
+			n -= ext[i].Len
+		}
 	}
 	return n
 }
@@ -169,6 +185,15 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 			r.ready.Store(true)
 			r.readyOnce.Do(func() { close(r.readyCh) })
 			r.publishLeader()
+			if p, ok := r.cfg.SM.(Preparer); ok {
+				// Everything before this entry is applied, and this
+				// leader proposed nothing yet (propose held it).
+				p.Lead(true)
+			}
+			if len(r.waiting) > 0 {
+				// Not from inside this Ready: after it is done.
+				ctx.Send(ctx.Self(), releaseNow{})
+			}
 		}
 	}
 	wantCp := r.cfg.SM.Applied()
@@ -238,6 +263,15 @@ type appliedAck struct {
 }
 
 func (r *Replica) setLeader(ctx actor.Context, leader bool, lead uint64) {
+	if p, ok := r.cfg.SM.(Preparer); ok {
+		p.Lead(false) // until this replica is a ready leader (again)
+	}
+	if r.leader && !leader && len(r.cfg.Voters) > 1 {
+		for _, p := range r.waiting {
+			r.reply(ctx, p, nil, ErrNotLeader)
+		}
+		r.waiting = nil
+	}
 	if r.leader && !leader {
 		// Proposals of a deposed leader may or may not commit; their
 		// proposers learn NOT_LEADER and retry, and idempotence absorbs a
@@ -257,9 +291,5 @@ func (r *Replica) setLeader(ctx actor.Context, leader bool, lead uint64) {
 	}
 	r.leaderTerm = r.rn.BasicStatus().GetTerm()
 	r.publishLeader()
-	held := r.waiting
-	r.waiting = nil
-	for _, p := range held {
-		r.propose(ctx, p)
-	}
+	r.releaseWaiting(ctx)
 }

@@ -134,7 +134,11 @@ func (r *Replica) Voters() []uint64 { return r.cfg.Voters }
 // NewReplica opens the group's raft log and builds the RawNode; the caller
 // spawns the actor with Props.
 func NewReplica(cfg Config) (*Replica, error) {
-	store, err := storage.OpenLogStore(cfg.DB, cfg.Group, cfg.Voters)
+	var lo storage.LogStoreOptions
+	if p, ok := cfg.SM.(Persister); ok {
+		lo = storage.LogStoreOptions{Load: p.LoadExternal, Applied: cfg.Applied}
+	}
+	store, err := storage.OpenLogStoreWith(cfg.DB, cfg.Group, cfg.Voters, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +234,8 @@ func (r *Replica) Receive(ctx actor.Context) {
 	case readyNow:
 		r.readyQueued = false
 		r.handleReady(ctx)
+	case releaseNow:
+		r.releaseWaiting(ctx)
 	case *Tick:
 		r.tick(ctx)
 	case *Step:
@@ -287,6 +293,7 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 		r.reply(ctx, p, nil, ErrStopped)
 		return
 	}
+	prep, preparing := r.cfg.SM.(Preparer)
 	if !r.leader {
 		if len(r.cfg.Voters) <= 1 {
 			// A single voter becomes leader in its first Readys after
@@ -297,16 +304,33 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 		r.reply(ctx, p, nil, ErrNotLeader)
 		return
 	}
+	if preparing && !r.ready.Load() {
+		// Prepare decides from the applied state plus this leader's own
+		// proposals, which is the state after the whole log only once
+		// everything committed before this term is applied: hold the
+		// proposal until then (one round trip after the election).
+		r.waiting = append(r.waiting, p)
+		return
+	}
 	if len(p.Data) < CommandHeader {
 		r.reply(ctx, p, nil, fmt.Errorf("raftactor: command of %d bytes", len(p.Data)))
 		return
 	}
-	r.nextID++
-	binary.BigEndian.PutUint64(p.Data, r.nextID)
-	if s, ok := r.cfg.SM.(Stamper); ok {
-		s.Stamp(p.Data, time.Now())
+	data := p.Data
+	if preparing {
+		entry, v, ok := prep.Prepare(p.Data, r.leaderTerm, time.Now())
+		if !ok {
+			r.reply(ctx, p, v, nil) // answered without an entry
+			return
+		}
+		data = entry
 	}
-	if err := r.rn.Propose(p.Data); err != nil {
+	r.nextID++
+	binary.BigEndian.PutUint64(data, r.nextID)
+	if err := r.rn.Propose(data); err != nil {
+		if preparing {
+			prep.Unprepare()
+		}
 		if errors.Is(err, raft.ErrProposalDropped) {
 			// Raft drops a proposal while leadership is being transferred
 			// or when it no longer leads: the client retries elsewhere.
@@ -317,6 +341,16 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 	}
 	r.pending[r.nextID] = p
 	r.scheduleReady(ctx)
+}
+
+// releaseWaiting proposes what was held until this replica led and was
+// ready (propose holds it again if it is not).
+func (r *Replica) releaseWaiting(ctx actor.Context) {
+	held := r.waiting
+	r.waiting = nil
+	for _, p := range held {
+		r.propose(ctx, p)
+	}
 }
 
 func (r *Replica) reply(ctx actor.Context, p *Propose, v any, err error) {
@@ -330,14 +364,6 @@ func (r *Replica) scheduleReady(ctx actor.Context) {
 		r.readyQueued = true
 		ctx.Send(ctx.Self(), readyNow{})
 	}
-}
-
-// Stamper is an optional StateMachine hook: the leader writes its clock
-// into a command as it proposes it, so that what apply does with time
-// (idempotence expiry) is decided by the entry, the same on every replica,
-// never by a replica's own clock.
-type Stamper interface {
-	Stamp(cmd []byte, now time.Time)
 }
 
 // Maintainer is an optional StateMachine hook for housekeeping that

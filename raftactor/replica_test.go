@@ -217,7 +217,7 @@ func (n *partitionNode) checkpoint() (partitionCheckpoint, bool) {
 // stopped, and returns its first and last index.
 func raftLogBounds(t *testing.T, db *storage.DB) (uint64, uint64) {
 	t.Helper()
-	s, err := storage.OpenLogStore(db, testGroup, nil)
+	s, err := openLogForTest(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,8 +426,9 @@ func TestReplicaCheckpointTrimAndReopen(t *testing.T) {
 		return nil
 	})
 
-	// Reopen: segments are cut back to the checkpoint and the raft log
-	// after it is replayed, producer state included.
+	// Reopen: segments are kept up to the last batch the raft log names,
+	// the view starts at the checkpoint and the raft log after it is
+	// replayed, producer state included.
 	n.restart()
 	n.waitLeaderReady()
 	n.checkLog(batches)
@@ -464,7 +465,7 @@ func TestReplicaRestartWithUncommittedTail(t *testing.T) {
 
 	// Lower the durable commit index below the three produce entries.
 	db := openDB(t, filepath.Join(n.dir, "db"))
-	s, err := storage.OpenLogStore(db, testGroup, nil)
+	s, err := openLogForTest(db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,3 +515,11 @@ func (nopSM) Apply(index, term uint64, data []byte) any { return nil }
 func (nopSM) Applied() bool                             { return false }
 func (nopSM) Checkpoint(uint64) Checkpoint              { return nil }
 func (nopSM) Close(bool) error                          { return nil }
+
+// openLogForTest opens the test group's raft log outside a replica, for
+// its bounds and HardState: external entries read back as zeros.
+func openLogForTest(db *storage.DB) (*storage.LogStore, error) {
+	return storage.OpenLogStoreWith(db, testGroup, nil, storage.LogStoreOptions{
+		Load: func(_ uint64, x storage.External) ([]byte, error) { return make([]byte, x.Len), nil },
+	})
+}

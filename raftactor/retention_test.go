@@ -52,7 +52,7 @@ func TestPartitionRetention(t *testing.T) {
 	for range 12 {
 		index++
 		cmd := EncodeProduce(bigBatch(now.UnixMilli()))
-		if r := p.Apply(index, 2, cmd[CommandHeader:]).(*ProduceResult); r.Err != nil {
+		if r := applyAsLeader(t, p, index, 2, cmd, time.Now()).(*ProduceResult); r.Err != nil {
 			t.Fatal(r.Err)
 		}
 	}

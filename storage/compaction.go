@@ -158,7 +158,11 @@ func (l *PartitionLog) Compact(upTo int64, minDirtyRatio float64) (CompactionRes
 // latestOffsets maps each key to its highest offset in the log.
 func (l *PartitionLog) latestOffsets() (map[string]int64, error) {
 	latest := make(map[string]int64)
-	for _, s := range append(slices.Clip(l.sealed), l.active) {
+	// Only what readers see: an unpublished batch may still be cut by
+	// raft (TruncateTo), so it must not supersede anything.
+	n := l.publishedSealed()
+	tail := &segment{base: l.pub.seg.base, log: l.pub.seg.log, size: l.pub.size}
+	for _, s := range append(slices.Clip(l.sealed[:n]), tail) {
 		err := scanRecords(s, func(off int64, key []byte, _ bool) {
 			if key != nil {
 				latest[string(key)] = off // offsets ascend

@@ -49,10 +49,13 @@ type LogOptions struct {
 // View is for the single writer goroutine (the replica actor); readers use
 // the immutable ReadViews it publishes, and SyncJobs run anywhere.
 //
-// Segments are written without fsync: the raft log is the write-ahead log.
-// The owner makes the segments durable with PrepareSync/Run, records the
-// job's Position, and reopens at that position after a restart, re-applying
-// the raft entries after it.
+// A replicated partition appends each batch when its raft entry is
+// persisted and makes it durable at once (SyncAppended), before the raft
+// log names it (External); readers see it once it is applied
+// (PublishThrough), and raft may cut it before that (TruncateTo). The owner
+// records the published position with its checkpoints (PrepareSync-
+// Published/Run) and reopens there after a restart, keeping what the raft
+// log names after it (OpenPartitionLogAt).
 type PartitionLog struct {
 	dir  string
 	opts LogOptions
@@ -71,6 +74,10 @@ type PartitionLog struct {
 	liveStart atomic.Int64
 
 	view atomic.Pointer[ReadView]
+	// pub is the state readers see; pending holds a mark per batch
+	// appended since (pending.go).
+	pub     mark
+	pending []mark
 
 	// Written by SyncJob.Run on other goroutines. Each only grows.
 	syncedBase    atomic.Int64 // sealed segments below this base are durable
@@ -89,6 +96,16 @@ type PartitionLog struct {
 // scanning, since its files were never made durable. It publishes an
 // initial view.
 func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*PartitionLog, error) {
+	return OpenPartitionLogAt(dir, opts, durable, durable)
+}
+
+// OpenPartitionLogAt opens the log as OpenPartitionLog does, except that
+// it keeps the batches after durable up to end (a later position whose
+// bytes were synced by SyncAppended: what the raft log refers to as
+// External), unpublished: readers see the log up to durable, and the
+// owner publishes the rest with PublishThrough as it applies them, or cuts
+// them with TruncateTo. end.NextOffset is not checked when 0.
+func OpenPartitionLogAt(dir string, opts LogOptions, durable, end LogPosition) (*PartitionLog, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = defaultSegmentBytes
 	}
@@ -102,6 +119,9 @@ func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*Partit
 		durable.LogStartOffset < 0 || durable.LogStartOffset > durable.SegmentBase {
 		return nil, fmt.Errorf("partition log %s: invalid durable position %+v", dir, durable)
 	}
+	if end.SegmentBase < durable.SegmentBase || (end.SegmentBase == durable.SegmentBase && end.SegmentSize < durable.SegmentSize) {
+		return nil, fmt.Errorf("partition log %s: end %+v before the durable position %+v", dir, end, durable)
+	}
 	l := &PartitionLog{dir: dir, opts: opts}
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -112,7 +132,11 @@ func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*Partit
 	} else {
 		l.parentSynced.Store(true)
 	}
-	if err := l.load(durable); err != nil {
+	if err := l.load(durable, end); err != nil {
+		l.closeFiles()
+		return nil, fmt.Errorf("partition log %s: %w", dir, err)
+	}
+	if err := l.loadMarks(durable); err != nil {
 		l.closeFiles()
 		return nil, fmt.Errorf("partition log %s: %w", dir, err)
 	}
@@ -125,7 +149,7 @@ func OpenPartitionLog(dir string, opts LogOptions, durable LogPosition) (*Partit
 // load brings the directory to the durable position and loads the segments.
 // Everything is checked before anything is deleted or truncated, so that a
 // wrong position is refused without damage.
-func (l *PartitionLog) load(durable LogPosition) error {
+func (l *PartitionLog) load(durable, end LogPosition) error {
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return err
@@ -148,7 +172,7 @@ func (l *PartitionLog) load(durable LogPosition) error {
 		// Below the start are the leftovers of retention: a deletion
 		// becomes durable with the position recording the new start, and
 		// the files go only after that, so they may survive a crash.
-		case base > durable.SegmentBase || (base == durable.SegmentBase && ext != ".log") || base < durable.LogStartOffset:
+		case base > end.SegmentBase || (base == end.SegmentBase && ext != ".log") || base < durable.LogStartOffset:
 			stale = append(stale, e.Name())
 		case ext == ".log":
 			bases = append(bases, base)
@@ -157,7 +181,7 @@ func (l *PartitionLog) load(durable LogPosition) error {
 	slices.Sort(bases)
 
 	for _, base := range bases {
-		if base == durable.SegmentBase {
+		if base == end.SegmentBase {
 			break
 		}
 		s, err := l.loadSealed(base)
@@ -171,21 +195,24 @@ func (l *PartitionLog) load(durable LogPosition) error {
 		l.sealedViews = append(l.sealedViews, s.view())
 		l.sealedBytes += s.size
 	}
-	fileSize, err := l.loadActive(durable, slices.Contains(bases, durable.SegmentBase))
+	if !slices.Contains(bases, durable.SegmentBase) && end.SegmentBase != durable.SegmentBase {
+		return fmt.Errorf("segment %020d of the durable position is missing", durable.SegmentBase)
+	}
+	fileSize, err := l.loadActive(end, slices.Contains(bases, end.SegmentBase))
 	if err != nil {
-		return fmt.Errorf("segment %020d: %w", durable.SegmentBase, err)
+		return fmt.Errorf("segment %020d: %w", end.SegmentBase, err)
 	}
 	if n := len(l.sealed); n > 0 && l.sealed[n-1].next != l.active.base {
 		return fmt.Errorf("active segment %020d follows a segment ending at offset %d", l.active.base, l.sealed[n-1].next)
 	}
-	if l.active.next != durable.NextOffset {
-		return fmt.Errorf("segment %020d ends at offset %d, durable position says %d", l.active.base, l.active.next, durable.NextOffset)
+	if end.NextOffset != 0 && l.active.next != end.NextOffset {
+		return fmt.Errorf("segment %020d ends at offset %d, end position says %d", l.active.base, l.active.next, end.NextOffset)
 	}
 
-	// Bytes and segments past the durable point were never recorded as
-	// durable; the raft log re-applies them.
-	if fileSize > durable.SegmentSize {
-		if err := l.active.log.Truncate(durable.SegmentSize); err != nil {
+	// Bytes and segments past the end were never recorded as durable;
+	// the raft log re-applies or re-sends them.
+	if fileSize > end.SegmentSize {
+		if err := l.active.log.Truncate(end.SegmentSize); err != nil {
 			return err
 		}
 	}
@@ -292,6 +319,7 @@ func (l *PartitionLog) AppendSplit(head, body []byte) error {
 		return l.failed
 	}
 	s.track(h, s.size, l.opts.IndexIntervalBytes)
+	l.pending = append(l.pending, s.mark())
 	return nil
 }
 
@@ -349,17 +377,23 @@ func (l *PartitionLog) Publish() {
 	if l.closed {
 		return
 	}
+	l.pub = l.active.mark()
+	l.pending = l.pending[:0]
 	l.publish(false)
 }
 
 // publish costs O(1) whatever the number of segments: sealed segment views
 // are shared by every view, as a capped prefix of sealedViews.
 func (l *PartitionLog) publish(closed bool) {
-	n := len(l.sealedViews)
+	n := l.publishedSealed()
+	size := l.sealedBytes + l.pub.size
+	for _, s := range l.sealed[n:] {
+		size -= s.size
+	}
 	v := &ReadView{
 		sealed:    l.sealedViews[:n:n],
-		active:    l.active.view(),
-		size:      l.sealedBytes + l.active.size,
+		active:    l.pub.view(),
+		size:      size,
 		changed:   make(chan struct{}),
 		closed:    closed,
 		liveStart: &l.liveStart,
@@ -432,17 +466,28 @@ type SyncJob struct {
 // the active segment, and each segment sealed since the last successful
 // Run, with its index files. Segments of a job that failed are included
 // again in the next one.
-func (l *PartitionLog) PrepareSync() *SyncJob {
+func (l *PartitionLog) PrepareSync() *SyncJob { return l.prepareSync(l.active.mark()) }
+
+// PrepareSyncPublished is PrepareSync up to the published view only: what
+// a checkpoint records, since batches past it may still be cut.
+func (l *PartitionLog) PrepareSyncPublished() *SyncJob { return l.prepareSync(l.pub) }
+
+// prepareSync captures what must be fsynced for the log up to m.
+func (l *PartitionLog) prepareSync(m mark) *SyncJob {
+	pos := m.position()
+	pos.LogStartOffset = l.startOffset()
 	j := &SyncJob{
 		log:        l,
-		pos:        l.Position(),
-		active:     l.active.log,
-		syncDir:    l.dirSyncedBase.Load() < l.active.base,
+		pos:        pos,
+		active:     m.seg.log,
+		syncDir:    l.dirSyncedBase.Load() < m.seg.base,
 		syncParent: !l.parentSynced.Load(),
 	}
 	from := l.syncedBase.Load()
 	for i := len(l.sealed) - 1; i >= 0 && l.sealed[i].base >= from; i-- {
-		j.sealed = append(j.sealed, l.sealed[i])
+		if l.sealed[i].base < m.seg.base {
+			j.sealed = append(j.sealed, l.sealed[i])
+		}
 	}
 	return j
 }

@@ -61,6 +61,23 @@ func (s *LogStore) entryKey(i uint64) []byte {
 // with voters: its log starts after index 1, term 1, as raft recommends
 // instead of RawNode.Bootstrap.
 func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
+	return OpenLogStoreWith(db, group, voters, LogStoreOptions{})
+}
+
+// LogStoreOptions are for a log whose entries may keep their bulk outside
+// it (External).
+type LogStoreOptions struct {
+	// Load reads an external entry's bulk back at open.
+	Load func(index uint64, ext External) ([]byte, error)
+	// Applied is the state machine's durable applied index: with Load set,
+	// the entries up to it are trimmed at open rather than read back (the
+	// state machine holds them; a follower that still needs them gets a
+	// snapshot).
+	Applied uint64
+}
+
+// OpenLogStoreWith is OpenLogStore for a log with external entries.
+func OpenLogStoreWith(db *DB, group uint64, voters []uint64, o LogStoreOptions) (*LogStore, error) {
 	s := &LogStore{db: db, group: group}
 	v, err := db.Get(s.key("truncated"))
 	switch {
@@ -103,9 +120,21 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 		if want := s.trunc.Index + 1 + uint64(len(s.ents)); i != want {
 			return fmt.Errorf("entry %d where %d was expected", i, want)
 		}
-		e, err := decodeEntry(i, v)
+		e, ext, err := decodeEntry(i, v)
 		if err != nil {
 			return err
+		}
+		if ext.Len > 0 {
+			if o.Load == nil {
+				return fmt.Errorf("entry %d keeps its data outside the raft log, and nothing loads it", i)
+			}
+			if i > o.Applied {
+				bulk, err := o.Load(i, ext)
+				if err != nil {
+					return fmt.Errorf("entry %d: %w", i, err)
+				}
+				e.Data = append(e.Data, bulk...)
+			}
 		}
 		s.ents = append(s.ents, e)
 		s.bytes += len(e.Data)
@@ -114,7 +143,49 @@ func OpenLogStore(db *DB, group uint64, voters []uint64) (*LogStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft group %d: %w", group, err)
 	}
+	if o.Load != nil && o.Applied > s.trunc.Index {
+		// Entries up to Applied were not read back: trim them.
+		b := db.NewBatch()
+		if err := s.Compact(b, min(o.Applied, s.lastIndex())); err != nil {
+			_ = b.Close()
+			return nil, err
+		}
+		if err := db.Commit(b, false); err != nil {
+			return nil, fmt.Errorf("raft group %d: %w", group, err)
+		}
+	}
 	return s, nil
+}
+
+// External says where the bulk of an entry's data lies outside the raft
+// log (a partition's segment, written when the entry was persisted): the
+// data's first Prefix bytes are kept in the log, the Len bytes after them
+// are at byte Pos of the segment whose base offset is SegmentBase.
+type External struct {
+	Prefix      int
+	SegmentBase int64
+	Pos         int64
+	Len         int
+}
+
+// externalFlag marks, in an entry record's type byte, an entry whose bulk
+// is external; raft's entry types are small.
+const externalFlag = 0x80
+
+// LastExternal is the external entry of group's raft log with the highest
+// index, if any: where the bulk its state machine must keep at open ends.
+func LastExternal(db *DB, group uint64) (External, bool, error) {
+	s := &LogStore{db: db, group: group}
+	var last External
+	found := false
+	err := db.Scan(s.entryKey(0), prefixEnd(s.key("entry/")), func(k, v []byte) error {
+		_, ext, err := decodeEntry(binary.BigEndian.Uint64(k[len(k)-8:]), v)
+		if err == nil && ext.Len > 0 {
+			last, found = ext, true
+		}
+		return err
+	})
+	return last, found, err
 }
 
 // InitialState implements raft.Storage.
@@ -176,8 +247,11 @@ func (s *LogStore) Snapshot() (*pb.Snapshot, error) {
 }
 
 // Append writes ents into b, replacing any stored entries at or after the
-// first one's index (raft rule: writing index i deletes entries >= i).
-func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry) error {
+// first one's index (raft rule: writing index i deletes entries >= i). ext,
+// when not nil, says for each entry whether its bulk is external: then
+// only its prefix and where the rest lies go into the log, and the caller
+// has made that rest durable first.
+func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry, ext []External) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -190,13 +264,32 @@ func (s *LogStore) Append(b *pebble.Batch, ents []*pb.Entry) error {
 		s.bytes -= dataBytes(s.ents[first-s.trunc.Index-1:])
 		s.ents = s.ents[:first-s.trunc.Index-1]
 	}
-	for _, e := range ents {
+	for i, e := range ents {
 		k := s.entryKey(e.GetIndex())
-		op := b.SetDeferred(len(k), 9+len(e.Data))
+		var x External
+		if ext != nil {
+			x = ext[i]
+		}
+		if x.Len == 0 {
+			op := b.SetDeferred(len(k), 9+len(e.Data))
+			copy(op.Key, k)
+			binary.BigEndian.PutUint64(op.Value, e.GetTerm())
+			op.Value[8] = byte(e.GetType())
+			copy(op.Value[9:], e.Data)
+			op.Finish()
+			continue
+		}
+		if x.Prefix+x.Len != len(e.Data) {
+			return fmt.Errorf("raft group %d: entry %d of %d bytes, external %d+%d", s.group, e.GetIndex(), len(e.Data), x.Prefix, x.Len)
+		}
+		op := b.SetDeferred(len(k), 9+externalRefLen+x.Prefix)
 		copy(op.Key, k)
 		binary.BigEndian.PutUint64(op.Value, e.GetTerm())
-		op.Value[8] = byte(e.GetType())
-		copy(op.Value[9:], e.Data)
+		op.Value[8] = byte(e.GetType()) | externalFlag
+		binary.BigEndian.PutUint64(op.Value[9:], uint64(x.SegmentBase))
+		binary.BigEndian.PutUint64(op.Value[17:], uint64(x.Pos))
+		binary.BigEndian.PutUint32(op.Value[25:], uint32(x.Len))
+		copy(op.Value[9+externalRefLen:], e.Data[:x.Prefix])
 		op.Finish()
 	}
 	s.ents = append(s.ents, ents...)
@@ -243,17 +336,36 @@ func (s *LogStore) putTruncated(b *pebble.Batch) {
 	_ = b.Set(s.key("truncated"), v, nil)
 }
 
-func decodeEntry(index uint64, v []byte) (*pb.Entry, error) {
+// externalRefLen is the size of an external entry's reference: segment
+// base, position and length.
+const externalRefLen = 20
+
+// decodeEntry decodes a stored entry; for an external one, Data holds only
+// the prefix and ext says where the rest is.
+func decodeEntry(index uint64, v []byte) (e *pb.Entry, ext External, err error) {
 	if len(v) < 9 {
-		return nil, fmt.Errorf("entry %d: %d bytes", index, len(v))
+		return nil, ext, fmt.Errorf("entry %d: %d bytes", index, len(v))
 	}
-	t := pb.EntryType(v[8])
+	t := pb.EntryType(v[8] &^ externalFlag)
+	data := v[9:]
+	if v[8]&externalFlag != 0 {
+		if len(data) < externalRefLen {
+			return nil, ext, fmt.Errorf("entry %d: external reference of %d bytes", index, len(data))
+		}
+		ext = External{
+			SegmentBase: int64(binary.BigEndian.Uint64(data)),
+			Pos:         int64(binary.BigEndian.Uint64(data[8:])),
+			Len:         int(binary.BigEndian.Uint32(data[16:])),
+		}
+		data = data[externalRefLen:]
+		ext.Prefix = len(data)
+	}
 	return &pb.Entry{
 		Index: u64(index),
 		Term:  u64(binary.BigEndian.Uint64(v)),
 		Type:  &t,
-		Data:  append([]byte(nil), v[9:]...),
-	}, nil
+		Data:  append(make([]byte, 0, len(data)+ext.Len), data...),
+	}, ext, nil
 }
 
 func u64(v uint64) *uint64 { return &v }

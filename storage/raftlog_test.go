@@ -62,7 +62,7 @@ func ents(lo, hi, term uint64, tag string) []*pb.Entry {
 func appendCommit(t *testing.T, db *DB, s *LogStore, es []*pb.Entry) {
 	t.Helper()
 	b := db.NewBatch()
-	if err := s.Append(b, es); err != nil {
+	if err := s.Append(b, es, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Commit(b, true); err != nil {
@@ -176,7 +176,7 @@ func TestLogStoreBootstrap(t *testing.T) {
 	for i := 0; i < 10 && rn.HasReady(); i++ {
 		rd := rn.Ready()
 		b := db.NewBatch()
-		if err := s.Append(b, rd.Entries); err != nil {
+		if err := s.Append(b, rd.Entries, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
@@ -249,13 +249,13 @@ func TestLogStoreAppendEntries(t *testing.T) {
 
 	// Appends must be contiguous and above the trimmed index.
 	b := db.NewBatch()
-	if err := s.Append(b, []*pb.Entry{ent(8, 2, "gap")}); err == nil {
+	if err := s.Append(b, []*pb.Entry{ent(8, 2, "gap")}, nil); err == nil {
 		t.Fatal("append leaving a gap at 7 succeeded")
 	}
-	if err := s.Append(b, []*pb.Entry{ent(1, 2, "trimmed")}); err == nil {
+	if err := s.Append(b, []*pb.Entry{ent(1, 2, "trimmed")}, nil); err == nil {
 		t.Fatal("append at the trimmed index succeeded")
 	}
-	if err := s.Append(b, nil); err != nil {
+	if err := s.Append(b, nil, nil); err != nil {
 		t.Fatalf("empty append: %v", err)
 	}
 	_ = b.Close()
@@ -307,10 +307,10 @@ func TestLogStoreOverwrite(t *testing.T) {
 	// Append then overwrite within one batch: the batch's later writes win
 	// over its own earlier ones.
 	b := db.NewBatch()
-	if err := s.Append(b, ents(7, 10, 3, "tail")); err != nil {
+	if err := s.Append(b, ents(7, 10, 3, "tail"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Append(b, ents(8, 8, 4, "tail2")); err != nil {
+	if err := s.Append(b, ents(8, 8, 4, "tail2"), nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Commit(b, true); err != nil {

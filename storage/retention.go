@@ -71,8 +71,8 @@ type retiredSegment struct {
 
 // DeleteSegments deletes sealed segments from the front of the log, oldest
 // first, while del returns true for them; the active segment is never
-// offered. It publishes a view starting at the first segment kept (which
-// also makes visible anything appended since the last Publish), and
+// offered, nor one holding unpublished batches. It publishes a view
+// starting at the first segment kept, and
 // returns how many segments it deleted. The files stay until RemoveDeleted;
 // see the comment at the top of this file.
 func (l *PartitionLog) DeleteSegments(del func(SegmentInfo) bool) (int, error) {
@@ -83,9 +83,11 @@ func (l *PartitionLog) DeleteSegments(del func(SegmentInfo) bool) (int, error) {
 		return 0, l.failed
 	}
 	now := time.Now()
-	total := l.sealedBytes + l.active.size
+	total := l.View().SizeBytes()
 	n := 0
-	for _, s := range l.sealed {
+	// Only segments readers see whole: a segment holding batches not yet
+	// published (replicated, not yet applied) is not old data.
+	for _, s := range l.sealed[:l.publishedSealed()] {
 		info := SegmentInfo{
 			BaseOffset:       s.base,
 			NextOffset:       s.next,

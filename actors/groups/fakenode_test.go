@@ -130,9 +130,9 @@ func (r *fakeReplica) Receive(ctx actor.Context) {
 	if !ok {
 		return
 	}
-	// The command is the whole batch (raftactor.EncodeProduce); its first
-	// bytes, the base offset, are the replica's to set.
-	b := append([]byte(nil), m.Data...)
+	// The command carries a batch (raftactor.EncodeProduce) whose base
+	// offset and epoch are the leader's to set.
+	b := append([]byte(nil), raftactor.ProduceBatch(m.Data)...)
 	h, err := protocol.ParseBatchHeader(b)
 	var v any
 	if err != nil {

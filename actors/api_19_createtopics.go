@@ -74,8 +74,14 @@ func handleCreateTopics(c *conn, ctx actor.Context, r *request) {
 			fail(kerr.InvalidPartitions, "number of partitions must be at least 1")
 			continue
 		}
-		if nodes := c.b.nodeIDs(); rf < 1 || int(rf) > len(nodes) {
-			fail(kerr.InvalidReplicationFactor, fmt.Sprintf("replication factor %d: the cluster has %d brokers", rf, len(nodes)))
+		if rf < 1 {
+			fail(kerr.InvalidReplicationFactor, "replication factor must be at least 1")
+			continue
+		}
+		// As Kafka: against the brokers up now, so that a topic is not
+		// created with more replicas than can take its writes.
+		if live := c.b.liveCount(); int(rf) > live {
+			fail(kerr.InvalidReplicationFactor, fmt.Sprintf("Replication factor: %d larger than available brokers: %d.", rf, live))
 			continue
 		}
 		var assigned [][]int32

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chronik-actor/chronik-actor/cluster"
@@ -165,6 +167,15 @@ func TestClusterReplicatesAndFailsOver(t *testing.T) {
 	}
 	brokers[victim].Close()
 	brokers[victim] = nil
+	// With one node down, a topic of RF 3 cannot be placed on live nodes:
+	// INVALID_REPLICATION_FACTOR, as Kafka answers.
+	wait.For(t, 10*time.Second, func() error {
+		resp, err := adm.CreateTopic(ctx, 1, 3, nil, "rf3-one-down")
+		if !errors.Is(err, kerr.InvalidReplicationFactor) && !errors.Is(resp.Err, kerr.InvalidReplicationFactor) {
+			return fmt.Errorf("RF 3 with a node down: %v / %v", err, resp.Err)
+		}
+		return nil
+	})
 	produce("b", 300)
 	got := map[string]bool{}
 	cons, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("orders"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

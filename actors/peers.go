@@ -350,6 +350,17 @@ func (b *Broker) live(id int32) bool {
 	return id == b.cfg.NodeID || (b.peers.tr != nil && b.peers.tr.Connected(uint64(id)))
 }
 
+// liveCount is how many of the cluster's nodes are up (live).
+func (b *Broker) liveCount() int {
+	n := 0
+	for _, id := range b.nodeIDs() {
+		if b.live(id) {
+			n++
+		}
+	}
+	return n
+}
+
 // rackOf is node id's rack from cluster.toml, nil when it names none.
 func (b *Broker) rackOf(id int32) *string {
 	for _, n := range b.cfg.Nodes {

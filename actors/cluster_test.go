@@ -2,8 +2,8 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"

@@ -30,12 +30,27 @@ type partitionHandle struct {
 // partition hosted here in step with the controller's metadata.
 type replicaSet struct {
 	b  *Broker
-	mu sync.RWMutex // handlers read; the controller actor writes
+	mu sync.RWMutex // handlers read; sync writes
 	m  map[string][]*partitionHandle
+
+	// The controller hands each metadata change to a worker goroutine
+	// (onMetadata), which opens and removes replicas off the controller's
+	// goroutine: opening a new topic's thousand replicas takes seconds,
+	// during which the controller's raft would neither tick nor answer
+	// its peers, and its group would lose its leader. latest holds the
+	// newest metadata not yet synced (sync reconciles with the newest, so
+	// older ones are skipped); syncing serializes sync calls.
+	latest   chan *raftactor.Metadata
+	stop     chan struct{}
+	worker   sync.Once
+	stopOnce sync.Once
+	done     sync.WaitGroup
+	syncing  sync.Mutex
 }
 
 func newReplicaSet(b *Broker) *replicaSet {
-	return &replicaSet{b: b, m: make(map[string][]*partitionHandle)}
+	return &replicaSet{b: b, m: make(map[string][]*partitionHandle),
+		latest: make(chan *raftactor.Metadata, 1), stop: make(chan struct{})}
 }
 
 func (s *replicaSet) partitionsDir() string { return filepath.Join(s.b.cfg.DataDir, "partitions") }
@@ -63,19 +78,45 @@ func (s *replicaSet) each(fn func(*partitionHandle)) {
 	}
 }
 
-// onMetadata runs on the controller actor after every metadata change.
+// onMetadata runs on the controller actor after every metadata change:
+// it passes the change to the worker and returns at once. The controller
+// is its only caller, so the drain-then-send never blocks.
 func (s *replicaSet) onMetadata(_, cur *raftactor.Metadata) {
-	if err := s.sync(cur); err != nil {
-		s.b.log.Error("replica manager", "err", err)
+	s.worker.Do(func() {
+		s.done.Add(1)
+		go s.run()
+	})
+	select {
+	case <-s.latest: // superseded
+	default:
+	}
+	s.latest <- cur
+}
+
+// run syncs the replicas with each metadata change until stopAll.
+func (s *replicaSet) run() {
+	defer s.done.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case md := <-s.latest:
+			if err := s.sync(md); err != nil {
+				s.b.log.Error("replica manager", "err", err)
+			}
+		}
 	}
 }
 
 // sync spawns replicas for new topics and deletes those of removed ones.
 // A topic recreated under the same name is a new topic (new id): the old
-// replicas go first.
+// replicas go first. Replicas are opened outside the handlers' lock, so
+// that requests for other topics go on meanwhile; a topic's handles
+// appear together once all of them are open.
 func (s *replicaSet) sync(md *raftactor.Metadata) error {
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for name, hs := range s.m {
 		if t, ok := md.Topics[name]; ok && len(hs) > 0 && hs[0].topic.ID == t.ID {
 			continue
@@ -85,6 +126,9 @@ func (s *replicaSet) sync(md *raftactor.Metadata) error {
 		}
 		delete(s.m, name)
 	}
+	s.mu.Unlock()
+	// Only sync writes s.m, and syncing is held: reading it here without
+	// mu races with no writer.
 	for name, t := range md.Topics {
 		old := s.m[name]
 		if len(old) == len(t.Groups) {
@@ -94,15 +138,35 @@ func (s *replicaSet) sync(md *raftactor.Metadata) error {
 		// the ones not open yet. A new slice, as readers hold the old one.
 		hs := append(make([]*partitionHandle, 0, len(t.Groups)), old...)
 		for i := len(old); i < len(t.Groups); i++ {
+			select {
+			case <-s.stop:
+				s.closeOpened(hs[len(old):])
+				return nil
+			default:
+			}
 			h, err := s.open(t, int32(i))
 			if err != nil {
+				s.closeOpened(hs[len(old):])
 				return err
 			}
 			hs = append(hs, h)
 		}
+		s.mu.Lock()
 		s.m[name] = hs
+		s.mu.Unlock()
 	}
 	return nil
+}
+
+// closeOpened stops replicas a sync opened but did not install: the node
+// is stopping, or the topic could not be opened whole.
+func (s *replicaSet) closeOpened(hs []*partitionHandle) {
+	for _, h := range hs {
+		if h.replica != nil {
+			s.b.peers.forget(h.replica.Group())
+			_ = s.b.sys.Root.StopFuture(h.pid).Wait()
+		}
+	}
 }
 
 func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error) {
@@ -237,8 +301,13 @@ func (s *replicaSet) deleteLocked(h *partitionHandle) {
 	s.b.sys.Root.Send(h.pid, &raftactor.Delete{})
 }
 
-// stopAll stops every replica, waiting for their files to close.
+// stopAll stops the worker and every replica, waiting for their files to
+// close.
 func (s *replicaSet) stopAll() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.done.Wait()
+	s.syncing.Lock() // a sync at start, if one is running
+	defer s.syncing.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var fs []*actor.Future

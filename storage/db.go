@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -16,6 +17,7 @@ import (
 // commit pipeline merges their fsyncs into few WAL syncs.
 type DB struct {
 	p        *pebble.DB
+	bgLog    *rateLog
 	failStop func(reason string, err error)
 	// failed is set once Pebble reported a fatal error. Pebble goes on
 	// after its Logger.Fatalf returns (a failed WAL write in a commit is
@@ -52,7 +54,9 @@ func ExitFailStop(log *slog.Logger) func(reason string, err error) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return func(reason string, err error) {
-		log.Error("storage failure, stopping the node", "op", reason, "err", err)
+		// err.Error(), not err: Pebble's errors print a stack trace with
+		// %+v, and an operator gets one line.
+		log.Error("storage failure, stopping the node", "op", reason, "err", err.Error())
 		os.Exit(70)
 	}
 }
@@ -71,7 +75,7 @@ func OpenDBWith(dir string, o DBOptions) (*DB, error) {
 	if o.FailStop == nil {
 		o.FailStop = ExitFailStop(o.Log)
 	}
-	d := &DB{failStop: o.FailStop}
+	d := &DB{failStop: o.FailStop, bgLog: &rateLog{l: o.Log, interval: time.Second}}
 	opts := &pebble.Options{
 		// Raft entries are large (whole record batches) and short-lived:
 		// they are trimmed soon after apply. A large memtable lets the trim's
@@ -80,6 +84,7 @@ func OpenDBWith(dir string, o DBOptions) (*DB, error) {
 		MemTableSize:                256 << 20,
 		MemTableStopWritesThreshold: 2,
 		Logger:                      pebbleLogger{o.Log, d},
+		EventListener:               &pebble.EventListener{BackgroundError: d.backgroundError},
 	}
 	p, err := pebble.Open(dir, opts)
 	if err != nil {

@@ -35,9 +35,30 @@ func serve(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	b, err := actors.StartBroker(cfg, log)
-	if err != nil {
-		log.Error("start failed", "err", err)
+	// Start-up runs beside the signal wait: opening a data dir can take
+	// long (replaying many partitions) or never end (a disk that fails
+	// under it), and a stop signal must still stop the node. Whatever was
+	// opened is then left as a crash leaves it, which the next start
+	// recovers from.
+	type started struct {
+		b   *actors.Broker
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		b, err := actors.StartBroker(cfg, log)
+		done <- started{b, err}
+	}()
+	var b *actors.Broker
+	select {
+	case s := <-done:
+		if s.err != nil {
+			log.Error("start failed", "err", s.err)
+			return exitFailure
+		}
+		b = s.b
+	case sig := <-sigs:
+		log.Error("stopped during start-up", "signal", sig.String())
 		return exitFailure
 	}
 	log.Info("ready",

@@ -71,6 +71,12 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				sp.ErrorCode = err.Code
 				continue
 			}
+			if c.b.diskLow.Load() {
+				sp.ErrorCode = kerr.KafkaStorageError.Code
+				msg := "free disk space is below the node's floor (storage_min_free_bytes)"
+				sp.ErrorMessage = &msg
+				continue
+			}
 			if rt.Topic == groups.OffsetsTopic {
 				// Only the group coordinator writes there (Kafka: "Cannot
 				// append to internal topic").

@@ -45,6 +45,7 @@ type Broker struct {
 	metrics    *brokerMetrics
 	admin      *adminServer           // nil without cfg.AdminAddr
 	serving    atomic.Bool            // Kafka accepted and not closing: /healthz is 200
+	diskLow    atomic.Bool            // free space below the floor: produce refused (diskspace.go)
 	advertised atomic.Pointer[string] // host:port given to clients, once bound
 
 	conns     atomic.Int64 // open client connections
@@ -146,6 +147,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if b.clustered() {
 		b.startJoin()
 	}
+	b.watchDisk()
 	b.wg.Add(2)
 	go b.accept()
 	go b.tick()

@@ -40,6 +40,12 @@ type Config struct {
 	// (Kafka: offsets.retention.minutes, 7 days).
 	OffsetsRetention time.Duration
 
+	// MinFreeDiskBytes is the free-space floor of the data dir's
+	// filesystem below which produce is refused with KAFKA_STORAGE_ERROR
+	// (storage_min_free_bytes); 0 means 5% of the filesystem, at most
+	// 1 GiB; negative turns the check off.
+	MinFreeDiskBytes int64
+
 	Nodes []Node // the cluster's members, from cluster.toml; empty for the single-node default
 
 	// FailStop is what the node does on a storage failure it cannot

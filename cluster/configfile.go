@@ -58,6 +58,8 @@ type fileCluster struct {
 	// Kafka's offsets.topic.num.partitions and offsets.retention.minutes.
 	OffsetsPartitions       *int64 `toml:"offsets_partitions"`
 	OffsetsRetentionMinutes *int64 `toml:"offsets_retention_minutes"`
+	// The free-space floor for produce (Config.MinFreeDiskBytes).
+	MinFreeBytes *int64 `toml:"storage_min_free_bytes"`
 }
 
 type fileNode struct {
@@ -78,6 +80,7 @@ var schema = map[string]map[string]string{
 		"auto_create_topics": "a boolean", "segment_bytes": "an integer",
 		"flush_interval":     `a duration string such as "1s"`,
 		"offsets_partitions": "an integer", "offsets_retention_minutes": "an integer",
+		"storage_min_free_bytes": "an integer",
 	},
 	"nodes": {
 		"id": "an integer", "kafka": "a string", "raft": "a string",
@@ -145,6 +148,9 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 	}
 	if c.SegmentBytes != nil {
 		next.SegmentBytes = *c.SegmentBytes
+	}
+	if c.MinFreeBytes != nil {
+		next.MinFreeDiskBytes = *c.MinFreeBytes
 	}
 	if c.FlushInterval != nil {
 		d, err := time.ParseDuration(*c.FlushInterval)

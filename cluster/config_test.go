@@ -341,6 +341,26 @@ func TestOffsetsSettings(t *testing.T) {
 	}
 }
 
+// TestStorageMinFreeBytes reads the free-space floor from [cluster], and
+// names a value of the wrong type.
+func TestStorageMinFreeBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(path, []byte("[cluster]\nstorage_min_free_bytes = 1048576\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	if err := LoadFile(path, &cfg); err != nil || cfg.MinFreeDiskBytes != 1<<20 {
+		t.Fatalf("storage_min_free_bytes: %d, %v", cfg.MinFreeDiskBytes, err)
+	}
+	if err := os.WriteFile(path, []byte("[cluster]\nstorage_min_free_bytes = \"1G\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = Default()
+	if err := LoadFile(path, &cfg); err == nil || !strings.Contains(err.Error(), ":2: key cluster.storage_min_free_bytes") {
+		t.Fatalf("a string floor: %v", err)
+	}
+}
+
 // TestDataDirResolved compares data directories as the nodes will open
 // them: a relative one against the working directory.
 func TestDataDirResolved(t *testing.T) {

@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test kcat kafkajs bench bench-cluster cluster cluster-stop
+.PHONY: run build test fuzz kcat kafkajs bench bench-cluster cluster cluster-stop
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -53,6 +53,15 @@ kafkajs:
 test: kcat kafkajs
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for a short while (the inputs that broke anything once
+# stay in the packages' testdata/fuzz and run with every go test).
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzBrokerFrames$$' -fuzztime $(FUZZTIME) ./actors/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./protocol/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateProduceBatch$$' -fuzztime $(FUZZTIME) ./protocol/
 
 # The issue's workload: 1 KiB records, 6 partitions, acks=all, 30 s, run
 # against an embedded broker and against kfake for comparison.

@@ -10,7 +10,7 @@ import (
 )
 
 // startTestBroker runs a node on a free port and a temp dir.
-func startTestBroker(t *testing.T, dir string) *Broker {
+func startTestBroker(t testing.TB, dir string) *Broker {
 	t.Helper()
 	cfg := cluster.Default()
 	cfg.DataDir = filepath.Join(dir, "data")

@@ -68,6 +68,18 @@ func newBrokerMetrics(b *Broker) *brokerMetrics {
 			Name: "chronik_open_connections",
 			Help: "Open Kafka client connections.",
 		}, func() float64 { return float64(b.conns.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chronik_request_memory_bytes",
+			Help: "Bytes of requests read and not yet answered, reserved in the node's request budget.",
+		}, func() float64 { return float64(b.reqMem.inUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "chronik_request_memory_limit_bytes",
+			Help: "The node's request budget (request_memory_bytes).",
+		}, func() float64 { return float64(b.reqMem.limit) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "chronik_request_memory_waits_total",
+			Help: "Request frames whose reading waited for the request budget.",
+		}, func() float64 { return float64(b.reqMem.waits.Load()) }),
 		partitionCollector{b},
 	)
 	return m

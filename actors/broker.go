@@ -46,6 +46,7 @@ type Broker struct {
 	admin      *adminServer           // nil without cfg.AdminAddr
 	serving    atomic.Bool            // Kafka accepted and not closing: /healthz is 200
 	diskLow    atomic.Bool            // free space below the floor: produce refused (diskspace.go)
+	reqMem     *memBudget             // bytes of requests read and not answered (reqmem.go)
 	advertised atomic.Pointer[string] // host:port given to clients, once bound
 
 	conns     atomic.Int64 // open client connections
@@ -75,6 +76,10 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{}), sessions: newFetchSessions()}
+	if cfg.RequestMemoryBytes <= 0 {
+		b.cfg.RequestMemoryBytes = cluster.DefaultRequestMemory
+	}
+	b.reqMem = newMemBudget(b.cfg.RequestMemoryBytes)
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		// protoactor logs every dead letter and lifecycle event at Info;
 		// only its warnings are worth an operator's attention.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -36,6 +37,16 @@ type conn struct {
 	slots    chan struct{}     // in-flight requests, shared with the reader
 	w        *connWriter
 	closed   bool
+
+	// The request budget this connection holds (conn_read.go): held is
+	// every byte reserved and not released, sizes the frames handled and
+	// not answered, in order; sides counts the reader and the actor done.
+	held  atomic.Int64
+	sizes []int64
+	sides atomic.Int32
+	// The read deadline: idle between frames, the frame's own within one.
+	deadlineMu sync.Mutex
+	midFrame   bool
 }
 
 // Messages to the connection actor.
@@ -95,7 +106,10 @@ func (c *conn) Receive(ctx actor.Context) {
 	case *deferred:
 		m.fn()
 	case *readErr:
-		if !errors.Is(m.err, io.EOF) && !errors.Is(m.err, net.ErrClosed) {
+		switch {
+		case errors.Is(m.err, errIdle), errors.Is(m.err, errStalled):
+			c.log.Debug("closing connection", "err", m.err)
+		case !errors.Is(m.err, io.EOF) && !errors.Is(m.err, net.ErrClosed):
 			c.log.Info("closing connection", "err", m.err)
 		}
 		ctx.Stop(ctx.Self())
@@ -105,6 +119,7 @@ func (c *conn) Receive(ctx actor.Context) {
 		c.w.close()
 		c.b.conns.Add(-1)
 		c.b.openConns.Delete(c)
+		c.finishSide()
 	case *actor.Restarting:
 		c.nc.Close()
 	}
@@ -114,13 +129,14 @@ func (c *conn) Receive(ctx actor.Context) {
 // read, so a client that pipelines faster than the node answers is
 // throttled by TCP.
 func (c *conn) read(root *actor.RootContext, self *actor.PID) {
+	defer c.finishSide()
 	for {
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.w.stopped:
 			return
 		}
-		body, err := protocol.ReadFrame(c.nc, protocol.MaxRequestSize)
+		body, err := c.readFrame()
 		if err != nil {
 			root.Send(self, &readErr{err: err})
 			return
@@ -133,6 +149,7 @@ func (c *conn) handleFrame(ctx actor.Context, body []byte) {
 	if c.closed {
 		return
 	}
+	c.sizes = append(c.sizes, int64(len(body))) // released when answered
 	hdr, req, err := protocol.ParseRequest(body)
 	r := &request{seq: c.nextSeq, hdr: hdr, req: req}
 	c.nextSeq++
@@ -176,12 +193,16 @@ func (c *conn) complete(seq uint64, frame []byte) {
 		delete(c.done, c.writeSeq)
 		c.writeSeq++
 		<-c.slots
+		c.releaseFrame()
 		if f != nil {
 			out = append(out, f)
 		}
 	}
 	if len(out) > 0 {
 		c.w.write(out)
+	}
+	if seq < c.writeSeq {
+		c.idleDeadline(true) // this one is done: maybe the last in flight
 	}
 }
 

@@ -40,6 +40,20 @@ type Config struct {
 	// (Kafka: offsets.retention.minutes, 7 days).
 	OffsetsRetention time.Duration
 
+	// RequestMemoryBytes bounds the bytes of requests read and not yet
+	// answered, node-wide (request_memory_bytes; Kafka's
+	// queued.max.request.bytes); 0 means DefaultRequestMemory. A frame
+	// larger than it is refused as an oversized one.
+	RequestMemoryBytes int64
+	// ConnectionsMaxIdle closes a connection that has nothing in flight
+	// and sends nothing for this long (connections_max_idle; Kafka's
+	// connections.max.idle.ms); 0 never does.
+	ConnectionsMaxIdle time.Duration
+	// RequestFrameTimeout closes a connection whose request frame, once
+	// begun, does not arrive whole within it (request_frame_timeout); 0
+	// waits forever.
+	RequestFrameTimeout time.Duration
+
 	// MinFreeDiskBytes is the free-space floor of the data dir's
 	// filesystem below which produce is refused with KAFKA_STORAGE_ERROR
 	// (storage_min_free_bytes); 0 means 5% of the filesystem, at most
@@ -67,6 +81,9 @@ type Config struct {
 	RetainLogBytes int
 }
 
+// DefaultRequestMemory is the default node-wide budget for request bytes.
+const DefaultRequestMemory = 256 << 20
+
 // Node is one [[nodes]] entry of cluster.toml.
 type Node struct {
 	ID      int32
@@ -92,6 +109,9 @@ func Default() Config {
 		FlushInterval:            time.Second,
 		OffsetsPartitions:        16,
 		OffsetsRetention:         7 * 24 * time.Hour,
+		RequestMemoryBytes:       DefaultRequestMemory,
+		ConnectionsMaxIdle:       10 * time.Minute,
+		RequestFrameTimeout:      30 * time.Second,
 	}
 }
 

@@ -60,6 +60,11 @@ type fileCluster struct {
 	OffsetsRetentionMinutes *int64 `toml:"offsets_retention_minutes"`
 	// The free-space floor for produce (Config.MinFreeDiskBytes).
 	MinFreeBytes *int64 `toml:"storage_min_free_bytes"`
+	// Request limits (Config.RequestMemoryBytes, ConnectionsMaxIdle,
+	// RequestFrameTimeout).
+	RequestMemoryBytes  *int64  `toml:"request_memory_bytes"`
+	ConnectionsMaxIdle  *string `toml:"connections_max_idle"`
+	RequestFrameTimeout *string `toml:"request_frame_timeout"`
 }
 
 type fileNode struct {
@@ -80,7 +85,9 @@ var schema = map[string]map[string]string{
 		"auto_create_topics": "a boolean", "segment_bytes": "an integer",
 		"flush_interval":     `a duration string such as "1s"`,
 		"offsets_partitions": "an integer", "offsets_retention_minutes": "an integer",
-		"storage_min_free_bytes": "an integer",
+		"storage_min_free_bytes": "an integer", "request_memory_bytes": "an integer",
+		"connections_max_idle":  `a duration string such as "10m"`,
+		"request_frame_timeout": `a duration string such as "30s"`,
 	},
 	"nodes": {
 		"id": "an integer", "kafka": "a string", "raft": "a string",
@@ -151,6 +158,29 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 	}
 	if c.MinFreeBytes != nil {
 		next.MinFreeDiskBytes = *c.MinFreeBytes
+	}
+	if v := c.RequestMemoryBytes; v != nil {
+		if *v < 1 {
+			return fail("cluster.request_memory_bytes", fmt.Errorf("%d is less than 1", *v))
+		}
+		next.RequestMemoryBytes = *v
+	}
+	for _, d := range []struct {
+		key string
+		v   *string
+		to  *time.Duration
+	}{
+		{"cluster.connections_max_idle", c.ConnectionsMaxIdle, &next.ConnectionsMaxIdle},
+		{"cluster.request_frame_timeout", c.RequestFrameTimeout, &next.RequestFrameTimeout},
+	} {
+		if d.v == nil {
+			continue
+		}
+		v, err := time.ParseDuration(*d.v)
+		if err != nil || v < 0 {
+			return fail(d.key, fmt.Errorf("%q is not a duration of 0 or more", *d.v))
+		}
+		*d.to = v
 	}
 	if c.FlushInterval != nil {
 		d, err := time.ParseDuration(*c.FlushInterval)

@@ -361,6 +361,36 @@ func TestStorageMinFreeBytes(t *testing.T) {
 	}
 }
 
+// TestRequestLimits reads the request budget and the connection timeouts
+// from [cluster], and names a bad one.
+func TestRequestLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	doc := "[cluster]\nrequest_memory_bytes = 1048576\nconnections_max_idle = \"2m\"\nrequest_frame_timeout = \"5s\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	if err := LoadFile(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RequestMemoryBytes != 1<<20 || cfg.ConnectionsMaxIdle != 2*time.Minute || cfg.RequestFrameTimeout != 5*time.Second {
+		t.Fatalf("request limits: %d %v %v", cfg.RequestMemoryBytes, cfg.ConnectionsMaxIdle, cfg.RequestFrameTimeout)
+	}
+	for key, doc := range map[string]string{
+		"cluster.request_memory_bytes":  "[cluster]\nrequest_memory_bytes = 0\n",
+		"cluster.connections_max_idle":  "[cluster]\nconnections_max_idle = \"soon\"\n",
+		"cluster.request_frame_timeout": "[cluster]\nrequest_frame_timeout = \"-1s\"\n",
+	} {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Default()
+		if err := LoadFile(path, &cfg); err == nil || !strings.Contains(err.Error(), ":2: key "+key) {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+}
+
 // TestDataDirResolved compares data directories as the nodes will open
 // them: a relative one against the working directory.
 func TestDataDirResolved(t *testing.T) {

@@ -48,7 +48,8 @@ type Broker struct {
 	advertised atomic.Pointer[string] // host:port given to clients, once bound
 
 	conns     atomic.Int64 // open client connections
-	openConns sync.Map     // *conn -> struct{}, to close them on Close
+	openConns sync.Map     // *conn -> its *actor.PID (struct{} until spawned), to close them on Close
+	hooks     interceptors // testkit's interceptors (testkit_hooks.go)
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -223,7 +224,7 @@ func (b *Broker) startController() error {
 	if err != nil {
 		return err
 	}
-	pid, err := b.sys.Root.SpawnNamed(r.Props(), "controller")
+	pid, err := b.sys.Root.SpawnNamed(b.interceptable(r.Props()), "controller")
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,6 @@ type conn struct {
 	b   *Broker
 	nc  net.Conn
 	log *slog.Logger
-	pid *actor.PID
 
 	nextSeq  uint64            // sequence of the next request read
 	writeSeq uint64            // sequence of the next response to write
@@ -71,8 +70,12 @@ func startConn(b *Broker, nc net.Conn) {
 		// raftactor.Replica.Props).
 		actor.WithMailbox(actor.Unbounded()),
 		actor.WithGuardian(stopOnPanic))
+	props = b.interceptable(props)
 	b.openConns.Store(c, struct{}{})
-	c.pid = b.sys.Root.Spawn(props)
+	pid := b.sys.Root.Spawn(props)
+	// The pid is kept for testkit's ConnPIDs; unless the connection
+	// closed meanwhile.
+	b.openConns.CompareAndSwap(c, struct{}{}, pid)
 }
 
 var stopOnPanic = actor.NewOneForOneStrategy(0, 10*time.Second, func(reason any) actor.Directive {

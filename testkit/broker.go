@@ -36,6 +36,10 @@ type Broker struct {
 // Addr is the bound Kafka address.
 func (b *Broker) Addr() string { return b.b.Addr() }
 
+// Node is the running node itself, for its testkit hooks (actor system,
+// replica PIDs, interceptors).
+func (b *Broker) Node() *actors.Broker { return b.b }
+
 // StartBroker starts a single chronik-actor node in process and closes it
 // when the test ends. It returns once the node answers ApiVersions.
 func StartBroker(t testing.TB) *Broker {

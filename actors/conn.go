@@ -62,7 +62,7 @@ func startConn(b *Broker, nc net.Conn) {
 		log:   b.log.With("remote", nc.RemoteAddr().String()),
 		done:  make(map[uint64][]byte),
 		slots: make(chan struct{}, maxInFlight),
-		w:     newConnWriter(nc),
+		w:     newConnWriter(nc, b.gate),
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return c },
 		// Bounded at the source: at most maxInFlight frames are read ahead,
@@ -123,6 +123,9 @@ func (c *conn) read(root *actor.RootContext, self *actor.PID) {
 		body, err := protocol.ReadFrame(c.nc, protocol.MaxRequestSize)
 		if err != nil {
 			root.Send(self, &readErr{err: err})
+			return
+		}
+		if !c.b.gate.wait(c.w.stopped) {
 			return
 		}
 		root.Send(self, &frameMsg{body: body})
@@ -217,6 +220,7 @@ type deferred struct{ fn func() }
 // are ready into one writev.
 type connWriter struct {
 	nc      net.Conn
+	gate    *pauseGate // the node's Pause holds writes back
 	mu      sync.Mutex
 	queue   [][]byte
 	wake    chan struct{}
@@ -224,8 +228,8 @@ type connWriter struct {
 	once    sync.Once
 }
 
-func newConnWriter(nc net.Conn) *connWriter {
-	return &connWriter{nc: nc, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+func newConnWriter(nc net.Conn, gate *pauseGate) *connWriter {
+	return &connWriter{nc: nc, gate: gate, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 func (w *connWriter) write(frames [][]byte) {
@@ -245,6 +249,9 @@ func (w *connWriter) run() {
 		select {
 		case <-w.wake:
 		case <-w.stopped:
+			return
+		}
+		if !w.gate.wait(w.stopped) {
 			return
 		}
 		w.mu.Lock()

@@ -61,7 +61,7 @@ func startConn(b *Broker, nc net.Conn) {
 		log:   b.log.With("remote", nc.RemoteAddr().String()),
 		done:  make(map[uint64][]byte),
 		slots: make(chan struct{}, maxInFlight),
-		w:     newConnWriter(nc),
+		w:     newConnWriter(nc, b.gate),
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return c },
 		// Bounded at the source: at most maxInFlight frames are read ahead,
@@ -126,6 +126,9 @@ func (c *conn) read(root *actor.RootContext, self *actor.PID) {
 		body, err := protocol.ReadFrame(c.nc, protocol.MaxRequestSize)
 		if err != nil {
 			root.Send(self, &readErr{err: err})
+			return
+		}
+		if !c.b.gate.wait(c.w.stopped) {
 			return
 		}
 		root.Send(self, &frameMsg{body: body})
@@ -220,6 +223,7 @@ type deferred struct{ fn func() }
 // are ready into one writev.
 type connWriter struct {
 	nc      net.Conn
+	gate    *pauseGate // the node's Pause holds writes back
 	mu      sync.Mutex
 	queue   [][]byte
 	wake    chan struct{}
@@ -227,8 +231,8 @@ type connWriter struct {
 	once    sync.Once
 }
 
-func newConnWriter(nc net.Conn) *connWriter {
-	return &connWriter{nc: nc, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+func newConnWriter(nc net.Conn, gate *pauseGate) *connWriter {
+	return &connWriter{nc: nc, gate: gate, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 func (w *connWriter) write(frames [][]byte) {
@@ -248,6 +252,9 @@ func (w *connWriter) run() {
 		select {
 		case <-w.wake:
 		case <-w.stopped:
+			return
+		}
+		if !w.gate.wait(w.stopped) {
 			return
 		}
 		w.mu.Lock()

@@ -35,6 +35,7 @@ type peers struct {
 	// that may come while the node is still starting.
 	controller atomic.Pointer[raftactor.Controller]
 	stop       chan struct{}
+	closeOnce  sync.Once
 	wg         sync.WaitGroup
 }
 
@@ -75,12 +76,8 @@ func (p *peers) start() error {
 	for _, n := range p.b.cfg.Nodes {
 		addrs[uint64(n.ID)] = n.Raft
 	}
-	var cut func(uint64) bool
-	if c := p.b.cfg.RaftCut; c != nil {
-		cut = func(to uint64) bool { return c(int32(to)) }
-	}
 	tr, err := cluster.StartTransport(cluster.TransportConfig{
-		Cut:           cut,
+		Fault:         p.b.netFault(),
 		NodeID:        uint64(p.b.cfg.NodeID),
 		Addr:          addrs[uint64(p.b.cfg.NodeID)],
 		Peers:         addrs,
@@ -124,12 +121,16 @@ func (p *peers) start() error {
 	return nil
 }
 
+// close stops the announcements and the transport; safe more than once
+// (Kill closes it first, then the common shutdown again).
 func (p *peers) close() {
-	close(p.stop)
-	p.wg.Wait()
-	if p.tr != nil {
-		p.tr.Close()
-	}
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		if p.tr != nil {
+			p.tr.Close()
+		}
+	})
 }
 
 // peerChanged tells every replica here that a peer's node connected or

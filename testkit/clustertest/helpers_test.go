@@ -1,0 +1,63 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/chronik-actor/chronik-actor/testkit"
+)
+
+// produce writes n records "tag-i" to topic's partition 0 with acks=all,
+// one at a time, and fails the test on the first that is not
+// acknowledged within within.
+func produce(t *testing.T, cl *kgo.Client, topic, tag string, n int, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for i := 0; i < n; i++ {
+		r := &kgo.Record{Topic: topic, Partition: 0, Value: []byte(fmt.Sprintf("%s-%d", tag, i))}
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce %s-%d: %v", tag, i, err)
+		}
+	}
+}
+
+// producer is a client that writes with acks=all to the partition a
+// record names (kgo.ManualPartitioner), so every record lands on
+// partition 0.
+func producer(c testkit.Cluster, opts ...kgo.Opt) *kgo.Client {
+	return c.Client(append([]kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+}
+
+// readAll reads topic's partition 0 from the start until it has want
+// records, through the whole cluster, and returns their values in order.
+func readAll(t *testing.T, c testkit.Cluster, topic string, want int, opts ...kgo.Opt) []string {
+	t.Helper()
+	cl := c.Client(append([]kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, opts...)...)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []string
+	for len(got) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s: %v", len(got), want, topic, got)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
+}
+
+// values are "tag-0" .. "tag-(n-1)".
+func values(tag string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", tag, i)
+	}
+	return out
+}

@@ -1,0 +1,23 @@
+package scenario
+
+import (
+	"testing"
+
+	"github.com/chronik-actor/chronik-actor/cluster"
+	"github.com/chronik-actor/chronik-actor/testkit"
+)
+
+// DefaultCluster is the Factory a run uses unless Options name another:
+// testkit.NewCluster (in process), or testkit.NewProcessCluster for
+// `cluster N processes`, seeded with the run's seed.
+func DefaultCluster(t testing.TB, sp ClusterSpec) testkit.Cluster {
+	t.Helper()
+	opts := []testkit.ClusterOption{testkit.ClusterSeed(sp.Seed)}
+	if sp.RetainLogBytes > 0 {
+		opts = append(opts, testkit.WithNodeConfig(func(c *cluster.Config) { c.RetainLogBytes = sp.RetainLogBytes }))
+	}
+	if sp.Processes {
+		t.Fatalf("cluster %d processes: testkit.NewProcessCluster is not in this build yet", sp.Nodes)
+	}
+	return testkit.NewCluster(t, sp.Nodes, opts...)
+}

@@ -29,6 +29,17 @@ func (b *Broker) ReplicaPID(topic string, partition int32) *actor.PID {
 	return nil
 }
 
+// RaftLogTrimmed is the last raft log index this node's replica of
+// topic's partition has trimmed (its log starts after it), and whether
+// the node hosts one: a leader that trimmed past a follower's match
+// must send it a snapshot. Testkit hook.
+func (b *Broker) RaftLogTrimmed(topic string, partition int32) (uint64, bool) {
+	if h := b.replicas.get(topic, partition); h != nil {
+		return h.replica.TrimmedIndex(), true
+	}
+	return 0, false
+}
+
 // ControllerPID is the actor of this node's controller replica (raft
 // group 0). Testkit hook.
 func (b *Broker) ControllerPID() *actor.PID { return b.controllerPID }

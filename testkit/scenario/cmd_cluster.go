@@ -10,12 +10,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors"
 )
 
 // defaultWithin bounds a step's waiting when it gives no within.
 const defaultWithin = 15 * time.Second
 
-// cluster N [processes] [retain-log=SIZE]
+// cluster N [processes] [retain-log=SIZE] [tick=D]
 func (r *runner) cmdCluster(st *Step) {
 	if r.c != nil {
 		r.bad("a script starts one cluster")
@@ -33,6 +35,9 @@ func (r *runner) cmdCluster(st *Step) {
 	}
 	if v, ok := st.KV["retain-log"]; ok {
 		sp.RetainLogBytes = r.size(v)
+	}
+	if v, ok := st.KV["tick"]; ok {
+		sp.Tick = r.duration(v)
 	}
 	f := r.opts.NewCluster
 	if f == nil {
@@ -116,19 +121,37 @@ func (r *runner) replicas(topic string, p int32) []int32 {
 	return out
 }
 
-// partition 1 | 2 3
+// partition 1 | 2 3, or L | others ("others": every node not named).
 func (r *runner) cmdPartition(st *Step) {
 	var groups [][]int32
 	var cur []int32
+	others := -1
+	named := map[int32]bool{}
 	for _, w := range st.Args {
-		if w == "|" {
+		switch w {
+		case "|":
 			groups = append(groups, cur)
 			cur = nil
-			continue
+		case "others":
+			others = len(groups)
+		default:
+			for _, id := range r.nodeList(w) {
+				if named[id] {
+					r.bad("node %d named twice", id)
+				}
+				named[id] = true
+				cur = append(cur, id)
+			}
 		}
-		cur = append(cur, r.nodeList(w)...)
 	}
 	groups = append(groups, cur)
+	if others >= 0 {
+		for _, id := range r.cluster().Nodes() {
+			if !named[id] {
+				groups[others] = append(groups[others], id)
+			}
+		}
+	}
 	r.cluster().Partition(groups...)
 }
 
@@ -159,6 +182,13 @@ func (r *runner) cmdLifecycle(st *Step) {
 		c.Pause(id)
 	case "resume":
 		c.Resume(id)
+	}
+	// The raw client's connections to that node are dead or stale now: a
+	// request on one would fail with EOF after it was sent, which for a
+	// produce cannot be told from a lost answer. A fresh client dials anew.
+	if r.raw != nil {
+		r.raw.Close()
+		r.raw = nil
 	}
 }
 
@@ -202,11 +232,12 @@ func (r *runner) cmdExpectLeader(st *Step) {
 	})
 }
 
-// expect hwm T/P = N [on all | on NODE[,NODE]]
+// expect hwm T/P = N|>= N [on all | on NODE[,NODE]]
 func (r *runner) cmdExpectHWM(st *Step) {
 	topic, p := r.tp(st.Args[1])
-	if st.Args[2] != "=" {
-		r.bad("want `expect hwm T/P = N [on all|on NODE]`")
+	op := st.Args[2]
+	if op != "=" && op != ">=" {
+		r.bad("want `expect hwm T/P = N [on all|on NODE]` (or >= N)")
 	}
 	want := r.int(st.Args[3])
 	on := "all"
@@ -215,7 +246,7 @@ func (r *runner) cmdExpectHWM(st *Step) {
 	} else if len(st.Args) != 4 {
 		r.bad("want `expect hwm T/P = N [on all|on NODE]`")
 	}
-	r.eventually(r.within(st, defaultWithin), fmt.Sprintf("high watermark %d on %s replica(s) of %s", want, on, st.Args[1]), func() error {
+	r.eventually(r.within(st, defaultWithin), fmt.Sprintf("high watermark %s %d on %s replica(s) of %s", op, want, on, st.Args[1]), func() error {
 		nodes := r.replicas(topic, p)
 		if on != "all" {
 			nodes = r.nodeList(on)
@@ -229,7 +260,7 @@ func (r *runner) cmdExpectHWM(st *Step) {
 				got, bad = append(got, fmt.Sprintf("node %d: %v", id, errName(err))), true
 			default:
 				got = append(got, fmt.Sprintf("node %d: %d", id, hwm))
-				bad = bad || hwm != want
+				bad = bad || hwm < want || (op == "=" && hwm != want)
 			}
 		}
 		if bad || len(nodes) == 0 {
@@ -272,4 +303,35 @@ func (r *runner) highWatermark(id int32, topic string, p int32) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no partition in the fetch response")
+}
+
+// expect raft-trimmed T/P >= N on NODE: the node's replica has trimmed
+// its raft log through index N at least (in-process clusters only: it
+// asks the node itself). A follower that was behind the trimmed index
+// can only catch up through a snapshot.
+func (r *runner) cmdExpectTrimmed(st *Step) {
+	topic, p := r.tp(st.Args[1])
+	if st.Args[2] != ">=" || st.Args[4] != "on" {
+		r.bad("want `expect raft-trimmed T/P >= N on NODE`")
+	}
+	want := uint64(r.int(st.Args[3]))
+	id := r.node(st.Args[5])
+	lc, ok := r.cluster().(interface{ Broker(int32) *actors.Broker })
+	if !ok {
+		r.bad("expect raft-trimmed needs an in-process cluster")
+	}
+	r.eventually(r.within(st, defaultWithin), fmt.Sprintf("node %d's raft log of %s trimmed through index %d or more", id, st.Args[1], want), func() error {
+		b := lc.Broker(id)
+		if b == nil {
+			return fmt.Errorf("node %d is not running", id)
+		}
+		got, ok := b.RaftLogTrimmed(topic, p)
+		if !ok {
+			return fmt.Errorf("node %d hosts no replica of %s", id, st.Args[1])
+		}
+		if got < want {
+			return fmt.Errorf("trimmed through index %d", got)
+		}
+		return nil
+	})
 }

@@ -84,17 +84,22 @@ func (r *runner) outcome(wantErr string) string {
 	return "error " + wantErr
 }
 
-// matches tells whether err is the error a script names; Kafka's two
-// names of code 6 both match it.
-func matches(err error, name string) bool {
-	if err == nil || name == "" {
+// matches tells whether err is the error a script names, or one of
+// them (A|B); Kafka's two names of code 6 both match it.
+func matches(err error, names string) bool {
+	if err == nil || names == "" {
 		return false
 	}
 	got := errName(err)
-	if name == "NOT_LEADER_FOR_PARTITION" {
-		name = "NOT_LEADER_OR_FOLLOWER"
+	for _, name := range strings.Split(names, "|") {
+		if name == "NOT_LEADER_FOR_PARTITION" {
+			name = "NOT_LEADER_OR_FOLLOWER"
+		}
+		if got == name {
+			return true
+		}
 	}
-	return got == name
+	return false
 }
 
 // check fails the step unless err is what it wants; extra describes a
@@ -212,6 +217,9 @@ func (r *runner) cmdProduce(st *Step) {
 			continue
 		}
 		r.check(wantErr, err, fmt.Sprintf(" (offset %d, from node %d)", off, id))
+		if err != nil {
+			r.logf("%s:%d: error %s from node %d, as expected", r.script.Name, st.Line, errName(err), id)
+		}
 		if err == nil {
 			if wantOffset >= 0 && off != wantOffset {
 				r.fail(fmt.Sprintf("ok offset=%d", wantOffset), "ok offset=%d (from node %d)", off, id)

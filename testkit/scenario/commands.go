@@ -9,7 +9,7 @@ func init() {
 	commands = map[string]spec{
 		// The run and the cluster.
 		"seed":    {minArgs: 1, maxArgs: 1, run: func(*runner, *Step) {}}, // read before the run starts (pickSeed)
-		"cluster": {minArgs: 1, maxArgs: 2, keys: []string{"retain-log"}, run: (*runner).cmdCluster},
+		"cluster": {minArgs: 1, maxArgs: 2, keys: []string{"retain-log", "tick"}, run: (*runner).cmdCluster},
 		"node":    {minArgs: 4, maxArgs: 4, keys: []string{"within"}, run: (*runner).cmdNode},
 
 		// Faults.
@@ -35,12 +35,13 @@ func init() {
 		"load":         {minArgs: 2, maxArgs: 3, run: (*runner).cmdLoad},
 
 		// Waiting and checking.
-		"wait":             {minArgs: 2, maxArgs: 2, keys: []string{"within"}, run: (*runner).cmdWait},
-		"expect leader":    {minArgs: 4, maxArgs: 4, keys: []string{"within"}, run: (*runner).cmdExpectLeader},
-		"expect hwm":       {minArgs: 4, maxArgs: 6, keys: []string{"within"}, run: (*runner).cmdExpectHWM},
-		"expect topic":     {minArgs: 3, maxArgs: 3, keys: []string{"within"}, run: (*runner).cmdExpectTopic},
-		"expect committed": {minArgs: 5, maxArgs: 5, keys: []string{"within"}, run: (*runner).cmdExpectCommitted},
-		"expect assignment": {minArgs: 2, maxArgs: 2, anyKeys: true, run: (*runner).cmdExpectAssignment},
+		"wait":                {minArgs: 2, maxArgs: 2, keys: []string{"within"}, run: (*runner).cmdWait},
+		"expect leader":       {minArgs: 4, maxArgs: 4, keys: []string{"within"}, run: (*runner).cmdExpectLeader},
+		"expect hwm":          {minArgs: 4, maxArgs: 6, keys: []string{"within"}, run: (*runner).cmdExpectHWM},
+		"expect raft-trimmed": {minArgs: 6, maxArgs: 6, keys: []string{"within"}, run: (*runner).cmdExpectTrimmed},
+		"expect topic":        {minArgs: 3, maxArgs: 3, keys: []string{"within"}, run: (*runner).cmdExpectTopic},
+		"expect committed":    {minArgs: 5, maxArgs: 5, keys: []string{"within"}, run: (*runner).cmdExpectCommitted},
+		"expect assignment":   {minArgs: 2, maxArgs: 2, anyKeys: true, run: (*runner).cmdExpectAssignment},
 
 		// Consumer groups.
 		"join":   {minArgs: 2, maxArgs: 2, keys: []string{"member"}, run: (*runner).cmdJoin},

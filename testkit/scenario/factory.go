@@ -16,6 +16,9 @@ func DefaultCluster(t testing.TB, sp ClusterSpec) testkit.Cluster {
 	if sp.RetainLogBytes > 0 {
 		opts = append(opts, testkit.WithNodeConfig(func(c *cluster.Config) { c.RetainLogBytes = sp.RetainLogBytes }))
 	}
+	if sp.Tick > 0 {
+		opts = append(opts, testkit.WithNodeConfig(func(c *cluster.Config) { c.TickInterval = sp.Tick }))
+	}
 	if sp.Processes {
 		t.Fatalf("cluster %d processes: testkit.NewProcessCluster is not in this build yet", sp.Nodes)
 	}

@@ -62,7 +62,7 @@ func Parse(name, src string) (*Script, error) {
 				st.Want = append(st.Want, w)
 			case w == "->":
 				st.Arrow = true
-			case strings.Contains(w, "=") && w != "=" && !strings.HasPrefix(w, "="):
+			case isOption(w):
 				k, v, _ := strings.Cut(w, "=")
 				if _, dup := st.KV[k]; dup {
 					return s, fmt.Errorf("%s:%d: %s: %s= given twice", name, st.Line, text, k)
@@ -97,6 +97,21 @@ func Parse(name, src string) (*Script, error) {
 		s.Steps = append(s.Steps, st)
 	}
 	return s, nil
+}
+
+// isOption tells a key=value word from a positional one: its key is a
+// word of letters, digits and dashes (so ">=" and "=" are positional).
+func isOption(w string) bool {
+	k, _, ok := strings.Cut(w, "=")
+	if !ok || k == "" {
+		return false
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // stripComment removes a comment and surrounding space. A "#" starts a

@@ -49,6 +49,9 @@ type ClusterSpec struct {
 	// RetainLogBytes, when positive, bounds the raft log a leader keeps
 	// for a lagging follower (cluster.Config.RetainLogBytes).
 	RetainLogBytes int
+	// Tick, when positive, is the nodes' raft clock
+	// (cluster.Config.TickInterval; the in-process default is 20 ms).
+	Tick time.Duration
 }
 
 // runner is one run of one script.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"os"
 	"strconv"
@@ -29,9 +28,6 @@ type Options struct {
 	// (SeedEnv) and the script's `seed N` line.
 	Seed    int64
 	HasSeed bool
-	// Log, when set, gets each step as it starts (the command line
-	// prints them); under go test they go to t.Log.
-	Log io.Writer
 	// NewCluster starts the script's cluster; nil is testkit.NewCluster,
 	// or testkit.NewProcessCluster for `cluster N processes`.
 	NewCluster Factory
@@ -85,9 +81,7 @@ func Run(t testing.TB, script *Script, opts Options) {
 	t.Cleanup(r.cleanup)
 	for _, st := range script.Steps {
 		r.cur = st
-		if opts.Log != nil {
-			fmt.Fprintf(opts.Log, "%s:%d: %s\n", script.Name, st.Line, st.Text)
-		}
+		t.Logf("%s:%d: %s", script.Name, st.Line, st.Text)
 		commands[st.key()].run(r, st)
 	}
 	r.cur = nil
@@ -120,12 +114,9 @@ func (r *runner) pickSeed() int64 {
 	return int64(binary.BigEndian.Uint64(b[:]) >> 1)
 }
 
-func (r *runner) logf(format string, args ...any) {
-	r.t.Logf(format, args...)
-	if r.opts.Log != nil {
-		fmt.Fprintf(r.opts.Log, format+"\n", args...)
-	}
-}
+// logf goes to the run's log: under go test shown with -v or when the
+// script fails, from the command line printed as it happens.
+func (r *runner) logf(format string, args ...any) { r.t.Logf(format, args...) }
 
 func (r *runner) cleanup() {
 	for _, l := range r.loads {

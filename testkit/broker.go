@@ -154,10 +154,26 @@ func StartProcess(t testing.TB, dataDir string) *Process {
 // succeeds) before relying on it.
 func StartCluster(t testing.TB, n int) []*Process {
 	t.Helper()
+	return startCluster(t, n, clusterFile{cluster: fmt.Sprintf("replication_factor = %d\npartitions = %d\nauto_create_topics = true\n", n, n)})
+}
+
+// clusterFile is what a generated cluster.toml holds besides the nodes'
+// addresses and data dirs.
+type clusterFile struct {
+	cluster string           // the [cluster] table's lines
+	racks   map[int32]string // node id -> rack; none when absent
+	testing string           // the [testing] table's lines, if any
+}
+
+func startCluster(t testing.TB, n int, f clusterFile) []*Process {
+	t.Helper()
 	bin := builtBinary(t, KindChronik)
 	dir := t.TempDir()
 	var toml strings.Builder
-	fmt.Fprintf(&toml, "[cluster]\nreplication_factor = %d\npartitions = %d\nauto_create_topics = true\n", n, n)
+	fmt.Fprintf(&toml, "[cluster]\n%s", f.cluster)
+	if f.testing != "" {
+		fmt.Fprintf(&toml, "\n[testing]\n%s", f.testing)
+	}
 	procs := make([]*Process, n)
 	for i := range procs {
 		id := i + 1
@@ -171,6 +187,9 @@ func StartCluster(t testing.TB, n int) []*Process {
 		raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		p.admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\nadmin = %q\ndata_dir = %q\n", id, p.addr, raft, p.admin, p.dataDir)
+		if r := f.racks[int32(id)]; r != "" {
+			fmt.Fprintf(&toml, "rack = %q\n", r)
+		}
 		procs[i] = p
 	}
 	cfgPath := filepath.Join(dir, "cluster.toml")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-actor/chronik-actor/testkit"
 )
@@ -60,4 +61,17 @@ func values(tag string, n int) []string {
 		out[i] = fmt.Sprintf("%s-%d", tag, i)
 	}
 	return out
+}
+
+// probeApiVersions does one ApiVersions round trip with addr within d.
+func probeApiVersions(addr string, d time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0), kgo.DialTimeout(d))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_, err = cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrApiVersionsRequest())
+	return err
 }

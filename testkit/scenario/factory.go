@@ -13,14 +13,18 @@ import (
 func DefaultCluster(t testing.TB, sp ClusterSpec) testkit.Cluster {
 	t.Helper()
 	opts := []testkit.ClusterOption{testkit.ClusterSeed(sp.Seed)}
+	if sp.Processes {
+		if sp.RetainLogBytes > 0 || sp.Tick > 0 {
+			// Neither is in cluster.toml, the only way into a child process.
+			t.Fatalf("cluster %d processes: retain-log= and tick= need an in-process cluster", sp.Nodes)
+		}
+		return testkit.NewProcessCluster(t, sp.Nodes, opts...)
+	}
 	if sp.RetainLogBytes > 0 {
 		opts = append(opts, testkit.WithNodeConfig(func(c *cluster.Config) { c.RetainLogBytes = sp.RetainLogBytes }))
 	}
 	if sp.Tick > 0 {
 		opts = append(opts, testkit.WithNodeConfig(func(c *cluster.Config) { c.TickInterval = sp.Tick }))
-	}
-	if sp.Processes {
-		t.Fatalf("cluster %d processes: testkit.NewProcessCluster is not in this build yet", sp.Nodes)
 	}
 	return testkit.NewCluster(t, sp.Nodes, opts...)
 }

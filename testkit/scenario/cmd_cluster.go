@@ -44,6 +44,7 @@ func (r *runner) cmdCluster(st *Step) {
 		f = DefaultCluster
 	}
 	r.c = f(r.tb, sp)
+	r.t.Cleanup(r.cleanup)
 }
 
 // node NAME = leader|follower T/P: binds NAME to the partition's current

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-actor/chronik-actor/testkit"
+	"github.com/chronik-actor/chronik-actor/testkit/wait"
 )
 
 // producer is an idempotent producer of init-producer: its id and epoch,
@@ -193,44 +194,49 @@ func (r *runner) cmdProduce(st *Step) {
 		on = r.node(v)
 	}
 	b := batch(pid, epoch, seq, key, values)
-	deadline := time.Now().Add(r.within(st, defaultWithin))
-	for {
-		id := on
+	// The answer that decides the step: the first one that is not worth
+	// retrying, or the last one when the step's time is up.
+	var (
+		answered bool
+		id       int32
+		off      int64
+		perr     error
+	)
+	werr := wait.Until(context.Background(), r.within(st, defaultWithin), func() error {
+		id = on
 		if id == 0 {
 			l, err := r.confirmedLeader(topic, p)
 			if err != nil {
-				if time.Now().Before(deadline) {
-					time.Sleep(20 * time.Millisecond) // waiting for an election: the step's deadline bounds it
-					continue
-				}
-				r.fail(r.outcome(wantErr), "no leader to produce to: %v", err)
+				return fmt.Errorf("no leader to produce to: %v", err)
 			}
 			id = l
 		}
-		off, err := r.produceOnce(id, topic, p, acks, timeout, b)
+		off, perr = r.produceOnce(id, topic, p, acks, timeout, b)
+		answered = true
 		// A retry is safe when nothing was written, or for an idempotent
 		// producer (the retry of a written batch gets its first offset).
-		retry := notWritten(err) || (pr != nil && err != nil && (errors.Is(err, kerr.RequestTimedOut) || !isKafkaErr(err)))
-		if err != nil && retry && !matches(err, wantErr) && (wantErr == "" || on == 0) && time.Now().Before(deadline) {
-			r.logf("%s:%d: node %d answered %s; retrying", r.script.Name, st.Line, id, errName(err))
-			time.Sleep(20 * time.Millisecond)
-			continue
+		retry := notWritten(perr) || (pr != nil && perr != nil && (errors.Is(perr, kerr.RequestTimedOut) || !isKafkaErr(perr)))
+		if perr != nil && retry && !matches(perr, wantErr) && (wantErr == "" || on == 0) {
+			r.logf("%s:%d: node %d answered %s; retrying", r.script.Name, st.Line, id, errName(perr))
+			return perr
 		}
-		r.check(wantErr, err, fmt.Sprintf(" (offset %d, from node %d)", off, id))
-		if err != nil {
-			r.logf("%s:%d: error %s from node %d, as expected", r.script.Name, st.Line, errName(err), id)
-		}
-		if err == nil {
-			if wantOffset >= 0 && off != wantOffset {
-				r.fail(fmt.Sprintf("ok offset=%d", wantOffset), "ok offset=%d (from node %d)", off, id)
-			}
-			if pr != nil {
-				pr.next[st.Args[0]] = max(pr.next[st.Args[0]], seq+int32(len(values)))
-			}
-			r.logf("%s:%d: ok offset=%d from node %d", r.script.Name, st.Line, off, id)
-		}
+		return nil
+	})
+	if !answered {
+		r.fail(r.outcome(wantErr), "%v", werr)
+	}
+	r.check(wantErr, perr, fmt.Sprintf(" (offset %d, from node %d)", off, id))
+	if perr != nil {
+		r.logf("%s:%d: error %s from node %d, as expected", r.script.Name, st.Line, errName(perr), id)
 		return
 	}
+	if wantOffset >= 0 && off != wantOffset {
+		r.fail(fmt.Sprintf("ok offset=%d", wantOffset), "ok offset=%d (from node %d)", off, id)
+	}
+	if pr != nil {
+		pr.next[st.Args[0]] = max(pr.next[st.Args[0]], seq+int32(len(values)))
+	}
+	r.logf("%s:%d: ok offset=%d from node %d", r.script.Name, st.Line, off, id)
 }
 
 func isKafkaErr(err error) bool {

@@ -78,7 +78,6 @@ func Run(t testing.TB, script *Script, opts Options) {
 	r.seed = r.pickSeed()
 	r.rng = mrand.New(mrand.NewPCG(uint64(r.seed), 0x5ce7a710))
 	r.logf("scenario %s: seed %d (replay: --seed %d, or %s=%d under go test)", script.Name, r.seed, r.seed, SeedEnv, r.seed)
-	t.Cleanup(r.cleanup)
 	for _, st := range script.Steps {
 		r.cur = st
 		t.Logf("%s:%d: %s", script.Name, st.Line, st.Text)
@@ -118,6 +117,9 @@ func (r *runner) pickSeed() int64 {
 // script fails, from the command line printed as it happens.
 func (r *runner) logf(format string, args ...any) { r.t.Logf(format, args...) }
 
+// cleanup stops what the steps started on the cluster (registered once
+// the cluster is up, so it runs before the cluster's own cleanup stops
+// the nodes): background producers, group members, the raw client.
 func (r *runner) cleanup() {
 	for _, l := range r.loads {
 		l.stop()

@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,4 +144,71 @@ func TestInterceptReplicaDrop(t *testing.T) {
 	if took < d {
 		t.Fatalf("produce with proposals delayed %v took %v", d, took)
 	}
+}
+
+// TestProbeClusterReplicas: probes on the nodes of an in-process cluster
+// script messages to the replicas of one partition: a follower refuses a
+// Propose with ErrNotLeader, and the leader, asked to hand over, names
+// the follower it hands to, which then leads.
+func TestProbeClusterReplicas(t *testing.T) {
+	SkipUnlessChronik(t, "probes talk to chronik-actor's actors")
+	c := NewCluster(t, 3)
+	const topic = "probe-cluster"
+	CreateClusterTopic(t, c, topic, 1, 3)
+	leader := c.WaitForLeader(topic, 0)
+	follower := c.Followers(topic, 0)[0]
+
+	fb := c.Broker(follower)
+	fp := NewProbe(t, fb.ActorSystem())
+	batch := protocol.BuildBatch([]protocol.Record{{Value: []byte("x")}}, time.Now().UnixMilli())
+	fp.Send(fb.ReplicaPID(topic, 0), &raftactor.Propose{Data: raftactor.EncodeProduce(batch), ReplyTo: fp.PID()})
+	if res := ExpectMsg[*raftactor.Result](fp, 5*time.Second); !errors.Is(res.Err, raftactor.ErrNotLeader) {
+		t.Fatalf("Propose to follower %d: %+v, want ErrNotLeader", follower, res)
+	}
+	fp.ExpectNoMsg(100 * time.Millisecond)
+
+	lb := c.Broker(leader)
+	lp := NewProbe(t, lb.ActorSystem())
+	lp.Send(lb.ReplicaPID(topic, 0), &raftactor.TransferLeadership{ReplyTo: lp.PID()})
+	ts := ExpectMsg[*raftactor.TransferStarted](lp, 5*time.Second)
+	if ts.To == 0 || ts.To == uint64(leader) {
+		t.Fatalf("leader %d's transfer: %+v, want a follower named", leader, ts)
+	}
+	c.Eventually(10*time.Second, func() error {
+		if l, ok := c.Leader(topic, 0); !ok || l != int32(ts.To) {
+			return fmt.Errorf("leader %d (known %v), want %d", l, ok, ts.To)
+		}
+		return nil
+	})
+}
+
+// TestNodeHooks: the node's testkit hooks find its actors: the
+// controller, a connection per open client connection, a consumer
+// group's actor once the group is in use, and no replica of a partition
+// that does not exist.
+func TestNodeHooks(t *testing.T) {
+	b, _ := probeNode(t, "probe-hooks")
+	n := b.Node()
+	if n.ControllerPID() == nil {
+		t.Fatal("no controller PID")
+	}
+	if pid := n.ReplicaPID("probe-hooks", 7); pid != nil {
+		t.Fatalf("replica of a partition that does not exist: %v", pid)
+	}
+	if pid := n.GroupPID("probe-group"); pid != nil {
+		t.Fatalf("actor of a group never used: %v", pid)
+	}
+	cl := NewClient(t, b.Addr(), kgo.ConsumerGroup("probe-group"), kgo.ConsumeTopics("probe-hooks"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go cl.PollFetches(ctx)
+	wait.For(t, 15*time.Second, func() error {
+		if n.GroupPID("probe-group") == nil {
+			return errors.New("no actor for probe-group yet")
+		}
+		if len(n.ConnPIDs()) == 0 {
+			return errors.New("no connection actors")
+		}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chronik-actor/chronik-actor/testkit"
 	"github.com/chronik-actor/chronik-actor/testkit/scenario"
 )
 
@@ -59,6 +60,9 @@ func scenarioCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		scripts[i] = s
 	}
+	// `cluster N processes` builds the broker binary once, into a
+	// temporary directory.
+	defer testkit.RemoveBuiltBinaries()
 	failed := 0
 	for _, s := range scripts {
 		opts := scenario.Options{Seed: *seed, HasSeed: hasSeed}

@@ -123,13 +123,22 @@ func (r *runner) cmdLeave(st *Step) {
 	delete(r.members, k)
 }
 
-// expect assignment G NAME=T/P,T/P... | NAME=COUNT ...: every member
-// named holds exactly those partitions (or that many).
+// expect assignment G NAME=T/P,T/P... | NAME=COUNT ... (or member=NAME
+// partitions=...): every member named holds exactly those partitions (or
+// that many).
 func (r *runner) cmdExpectAssignment(st *Step) {
 	group := st.Args[1]
 	within := r.within(st, defaultWithin)
+	kv := st.KV
+	if m, ok := kv["member"]; ok {
+		// The one-member form: member=NAME partitions=SPEC.
+		if len(kv) != 2+btoi(kv["within"] != "") || kv["partitions"] == "" {
+			r.bad("want `expect assignment G member=NAME partitions=T/P,...|COUNT`")
+		}
+		kv = map[string]string{m: kv["partitions"]}
+	}
 	var names []string
-	for k := range st.KV {
+	for k := range kv {
 		if k != "within" {
 			names = append(names, k)
 		}
@@ -143,7 +152,7 @@ func (r *runner) cmdExpectAssignment(st *Step) {
 		if r.members[memberKey(group, n)] == nil {
 			r.bad("no member %s of group %s", n, group)
 		}
-		want = append(want, n+"="+st.KV[n])
+		want = append(want, n+"="+kv[n])
 	}
 	r.eventually(within, strings.Join(want, " "), func() error {
 		var got []string
@@ -151,7 +160,7 @@ func (r *runner) cmdExpectAssignment(st *Step) {
 		for _, n := range names {
 			holds := r.members[memberKey(group, n)].holds()
 			got = append(got, n+"="+strings.Join(holds, ","))
-			spec := st.KV[n]
+			spec := kv[n]
 			if c, err := strconv.Atoi(spec); err == nil {
 				ok = ok && len(holds) == c
 				continue
@@ -248,4 +257,11 @@ func (r *runner) cmdExpectCommitted(st *Step) {
 		}
 		return nil
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

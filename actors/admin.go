@@ -7,6 +7,9 @@ package actors
 //	GET /v1/cluster  JSON (cluster.View): this node's view of the nodes, the
 //	                 controller and every partition, with the raft progress
 //	                 of the groups it leads
+//	GET/PUT /v1/faults  a test's network faults for this node
+//	                 (admin_faults.go); only with [testing] faults = true,
+//	                 404 otherwise
 //
 // It listens before the node replays its partitions, so that a slow start
 // shows up as 503 rather than as a refused connection.

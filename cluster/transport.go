@@ -124,6 +124,10 @@ var ErrPeerUnreachable = errors.New("cluster: peer unreachable")
 // ErrCallTimeout answers a Call whose reply did not come in time.
 var ErrCallTimeout = errors.New("cluster: no reply from peer in time")
 
+// ErrClosed answers the calls outstanding when the transport closes, and
+// any made after.
+var ErrClosed = errors.New("cluster: transport closed")
+
 type item struct {
 	kind  byte
 	group uint64
@@ -226,6 +230,18 @@ func (t *Transport) Close() {
 	for _, p := range t.peers {
 		p.delayed.stop()
 	}
+	// Their callers would otherwise wait out each call's timeout, which
+	// may be long after the node is gone.
+	t.mu.Lock()
+	calls := t.calls
+	t.calls = map[uint64]*call{}
+	t.mu.Unlock()
+	for _, c := range calls {
+		// Taken from the map, the call is this loop's to answer: a timer
+		// that fires now finds nothing to time out.
+		c.timer.Stop()
+		c.done(nil, ErrClosed)
+	}
 }
 
 // fate asks the Fault hook about o, sent from this node.
@@ -292,6 +308,13 @@ func (t *Transport) Call(to uint64, payload []byte, timeout time.Duration, done 
 		return
 	}
 	t.mu.Lock()
+	select {
+	case <-t.closed:
+		t.mu.Unlock()
+		done(nil, ErrClosed)
+		return
+	default:
+	}
 	t.nextID++
 	id := t.nextID
 	c := &call{done: done}

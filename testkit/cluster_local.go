@@ -186,6 +186,10 @@ func (c *LocalCluster) AdminAddr(id int32) string { return c.node(id).cfg.AdminA
 // DataDir is node id's data directory.
 func (c *LocalCluster) DataDir(id int32) string { return c.node(id).cfg.DataDir }
 
+// Config is node id's configuration as the testkit made it, before
+// WithNodeConfig's tuning: its addresses, data dir, the cluster's nodes.
+func (c *LocalCluster) Config(id int32) cluster.Config { return c.node(id).cfg }
+
 // Partition splits the raft network into groups; see Cluster.
 func (c *LocalCluster) Partition(groups ...[]int32) {
 	c.t.Helper()

@@ -3,6 +3,7 @@ package clustertest
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -226,4 +227,43 @@ func TestLocalClusterPauseResume(t *testing.T) {
 	if got := readAll(t, c, "pz", 20); !slices.Equal(got, append(values("a", 10), values("b", 10)...)) {
 		t.Fatalf("read back %v", got)
 	}
+}
+
+// Restart waits out a port that is not free yet (here, held by another
+// listener for a moment), and a start that failed on it leaves nothing
+// running (TestMain's leak check).
+func TestLocalClusterRestartWaitsForItsPorts(t *testing.T) {
+	c := testkit.NewCluster(t, 3)
+	c.Kill(3)
+	for _, addr := range []string{c.Addr(3), raftAddr(t, c, 3)} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("hold %s: %v", addr, err)
+		}
+		release := time.AfterFunc(300*time.Millisecond, func() { ln.Close() })
+		start := time.Now()
+		c.Restart(3)
+		release.Stop()
+		ln.Close()
+		if took := time.Since(start); took < 300*time.Millisecond {
+			t.Fatalf("restarted in %v while %s was held for 300 ms", took, addr)
+		}
+		c.Kill(3)
+	}
+	c.Restart(3)
+	testkit.CreateClusterTopic(t, c, "ports", 1, 3)
+	produce(t, producer(c), "ports", "v", 5, 30*time.Second)
+	c.Eventually(10*time.Second, func() error { return c.ReplicasAgree("ports", 0) })
+}
+
+// raftAddr is node id's raft address.
+func raftAddr(t *testing.T, c *testkit.LocalCluster, id int32) string {
+	t.Helper()
+	for _, n := range c.Config(id).Nodes {
+		if n.ID == id {
+			return n.Raft
+		}
+	}
+	t.Fatalf("node %d has no raft address", id)
+	return ""
 }

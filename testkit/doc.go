@@ -55,4 +55,19 @@
 // CHRONIK_TEST_LOG=1 or debug), WithDeadline (the cluster's own waits,
 // 30 s). Client gives franz-go clients seeded with every node and tuned
 // to see a failover quickly (ClientOpts), closed at cleanup.
+//
+// # Probes and interceptors
+//
+// Below Kafka, a test can talk to a node's actors (an in-process node:
+// Broker.Node, LocalCluster.Broker). NewProbe spawns an actor on the
+// node's actor system that records what it receives: give its PID as
+// the ReplyTo of a raftactor.Propose sent to the node's ReplicaPID, say,
+// and await the *raftactor.Result with ExpectMsg; ExpectNoMsg, FishFor
+// and Reply (to the sender of the last message taken) complete it.
+// Intercept installs an actors.Interceptor on one replica, controller or
+// connection actor: it sees each message before the actor and may drop
+// or delay it, until removed (at the latest at the test's end).
+//
+// Scenario scripts (package testkit/scenario, the shipped ones in
+// testkit/scenarios) drive a Cluster from a small text format.
 package testkit

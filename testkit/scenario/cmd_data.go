@@ -58,8 +58,9 @@ func (r *runner) cmdDeleteTopic(st *Step) {
 			err = resp.Err
 		}
 		last = err
-		switch {
-		case err != nil && (kerr.IsRetriable(err) || errors.Is(err, kerr.NotController) || errors.Is(err, context.DeadlineExceeded)) && !matches(err, wantErr):
+		// Retried while the controller is being elected, unless that is
+		// the error the step expects.
+		if err != nil && (kerr.IsRetriable(err) || errors.Is(err, kerr.NotController) || errors.Is(err, context.DeadlineExceeded)) && !matches(err, wantErr) {
 			return err
 		}
 		return nil

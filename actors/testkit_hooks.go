@@ -80,7 +80,11 @@ type Interceptor func(msg any, sender *actor.PID) Verdict
 // (raftactor.IsInternal) are never intercepted: losing those would wedge
 // the actor rather than simulate anything a peer or client can do. A
 // delayed message is redelivered through the mailbox, so later messages
-// may overtake it, as on a network. Testkit hook.
+// may overtake it, as on a network. Dropping a connection actor's
+// messages loses requests or their answers, so that connection may stall,
+// as a client sees a broker that stopped answering. An interceptor lives
+// as long as this Broker: a restarted node starts without any. Testkit
+// hook.
 func (b *Broker) Intercept(pid *actor.PID, f Interceptor) {
 	if pid == nil {
 		return

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -274,10 +275,49 @@ func (p *Process) running() bool {
 	}
 }
 
+// start launches the process and waits until it answers ApiVersions. A
+// port of its own taken while it was down (by a client's ephemeral port:
+// the tests of other packages run at the same time) makes it exit at once
+// with "address already in use"; it is launched again, as an operator
+// would, until the port is free or 30 s have passed.
 func (p *Process) start() {
 	p.t.Helper()
-	p.launch()
-	p.awaitReady()
+	var failed error
+	err := wait.Until(context.Background(), 30*time.Second, func() error {
+		p.launch()
+		err := waitAPIVersions(p.addr, 60*time.Second, p.exited)
+		switch {
+		case err == nil:
+			return nil
+		case p.exitedOnBusyPort():
+			return fmt.Errorf("start #%d: %w", p.starts, err)
+		}
+		failed = err
+		return nil
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		p.t.Fatalf("broker process (start #%d) at %s: %v", p.starts, p.addr, err)
+	}
+}
+
+// exitedOnBusyPort reports whether the last start exited because one of
+// its ports was in use.
+func (p *Process) exitedOnBusyPort() bool {
+	select {
+	case <-p.exited:
+	default:
+		return false
+	}
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return false
+	}
+	marker := fmt.Sprintf("=== testkit: start #%d on ", p.starts)
+	i := bytes.LastIndex(b, []byte(marker))
+	return i >= 0 && bytes.Contains(b[i:], []byte("address already in use"))
 }
 
 // launch starts the process without waiting for it.

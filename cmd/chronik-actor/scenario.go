@@ -89,6 +89,7 @@ func scenarioCmd(args []string, stdout, stderr io.Writer) int {
 // quietLog drops the Recorder's log lines but its failures and the seed.
 type quietLog struct{ w io.Writer }
 
+// Write implements io.Writer.
 func (q quietLog) Write(p []byte) (int, error) {
 	if bytesHasPrefix(p, "FAIL: ") || bytesHasPrefix(p, "scenario ") {
 		return q.w.Write(p)

@@ -252,6 +252,9 @@ func (c *LocalCluster) Kill(id int32) {
 func (c *LocalCluster) Stop(id int32) {
 	c.t.Helper()
 	nd := c.running(id, "Stop")
+	if nd.paused {
+		c.Resume(id) // as a stopped process acts on SIGTERM only once continued
+	}
 	if err := nd.b.Close(); err != nil {
 		c.t.Errorf("testkit: stop node %d: %v", id, err)
 	}

@@ -2,13 +2,17 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/cluster"
 	"github.com/chronik-actor/chronik-actor/testkit"
 )
 
@@ -74,4 +78,52 @@ func probeApiVersions(addr string, d time.Duration) error {
 	defer cancel()
 	_, err = cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrApiVersionsRequest())
 	return err
+}
+
+// upSeenBy are the nodes the node with admin address admin sees up
+// (its /v1/cluster), itself included.
+func upSeenBy(admin string) ([]int32, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+admin+"/v1/cluster", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Close = true // no idle connection left behind for the leak check
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v cluster.View
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, err
+	}
+	var up []int32
+	for _, n := range v.Nodes {
+		if n.Up {
+			up = append(up, n.ID)
+		}
+	}
+	slices.Sort(up)
+	return up, nil
+}
+
+// brokersListed are the brokers the Metadata of the node at addr lists.
+func brokersListed(addr string) ([]int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestRetries(0))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		return nil, err
+	}
+	var ids []int32
+	for _, b := range resp.(*kmsg.MetadataResponse).Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

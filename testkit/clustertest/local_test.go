@@ -144,6 +144,25 @@ func TestLocalClusterIsolatedLeader(t *testing.T) {
 		t.Logf("lost-%d on the cut-off leader: %v", i, err)
 	}
 
+	// The partition stops the keepalives too: each side sees the other
+	// down, as behind a firewall.
+	c.Eventually(10*time.Second, func() error {
+		for _, id := range c.Nodes() {
+			want := []int32{old}
+			if id != old {
+				want = slices.DeleteFunc(c.Nodes(), func(o int32) bool { return o == old })
+			}
+			if got, err := upSeenBy(c.AdminAddr(id)); err != nil || !slices.Equal(got, want) {
+				return fmt.Errorf("node %d sees brokers %v up (%v), want %v", id, got, err, want)
+			}
+		}
+		return nil
+	})
+	// Seeing no majority up, the cut-off node lists every broker in its
+	// Metadata: a client that asked it first can still find the others.
+	if got, err := brokersListed(c.Addr(old)); err != nil || !slices.Equal(got, c.Nodes()) {
+		t.Fatalf("the cut-off node's Metadata lists brokers %v (%v), want all of %v", got, err, c.Nodes())
+	}
 	c.Eventually(10*time.Second, func() error {
 		if l, ok := c.Leader("iso", 0); !ok || l == old {
 			return fmt.Errorf("leader %d (%v): the majority has not elected", l, ok)

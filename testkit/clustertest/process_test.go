@@ -42,12 +42,16 @@ func TestProcessClusterKillRestart(t *testing.T) {
 // after the heal every replica holds the same records, none of those
 // sent to the cut-off leader.
 func TestProcessClusterPartitionHeal(t *testing.T) {
-	c := testkit.NewProcessCluster(t, 3)
+	c := testkit.NewProcessCluster(t, 3, testkit.ClusterSeed(7))
+	if c.Seed() != 7 {
+		t.Fatalf("Seed() = %d after ClusterSeed(7)", c.Seed())
+	}
 	testkit.CreateClusterTopic(t, c, "psplit", 1, 3)
 	old := c.WaitForLeader("psplit", 0)
 	produce(t, producer(c), "psplit", "before", 10, 30*time.Second)
 	c.Isolate(old)
-	if body := getFaults(t, c.AdminAddr(old)); !strings.Contains(body, fmt.Sprintf(`"cut":[%s]`, othersOf(c, old))) {
+	if body := getFaults(t, c.AdminAddr(old)); !strings.Contains(body, fmt.Sprintf(`"cut":[%s]`, othersOf(c, old))) ||
+		!strings.Contains(body, fmt.Sprintf(`"seed":%d`, 7+old)) {
 		t.Fatalf("node %d's faults after Isolate: %s", old, body)
 	}
 	for i := 0; i < 2; i++ {

@@ -7,6 +7,9 @@ package actors
 //	GET /v1/cluster  JSON (cluster.View): this node's view of the nodes, the
 //	                 controller and every partition, with the raft progress
 //	                 of the groups it leads
+//	GET/PUT /v1/faults  a test's network faults for this node
+//	                 (admin_faults.go); only with [testing] faults = true,
+//	                 404 otherwise
 //
 // It listens before the node replays its partitions, so that a slow start
 // shows up as 503 rather than as a refused connection.
@@ -55,6 +58,12 @@ func (b *Broker) startAdmin() error {
 		Registry:      b.metrics.reg,
 	}))
 	mux.HandleFunc("GET /v1/cluster", b.serveCluster)
+	if b.faults != nil {
+		// Only with [testing] faults = true: otherwise the path is
+		// unknown, 404, like any other.
+		mux.HandleFunc("GET /v1/faults", b.serveFaults)
+		mux.HandleFunc("PUT /v1/faults", b.serveFaults)
+	}
 	// Go's profiler, for an operator chasing CPU or memory on a live
 	// node (go tool pprof http://ADMIN/debug/pprof/profile).
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -81,9 +90,15 @@ func (b *Broker) startAdmin() error {
 	return nil
 }
 
-// stopAdmin lets in-flight requests finish for a moment, then closes.
-func (b *Broker) stopAdmin() {
+// stopAdmin lets in-flight requests finish for a moment, then closes;
+// not graceful, it closes at once.
+func (b *Broker) stopAdmin(graceful bool) {
 	if b.admin == nil {
+		return
+	}
+	if !graceful {
+		b.admin.srv.Close()
+		<-b.admin.done
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

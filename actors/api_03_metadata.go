@@ -68,11 +68,22 @@ func handleMetadata(c *conn, ctx actor.Context, r *request) {
 func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unknownIDs [][16]byte) *kmsg.MetadataResponse {
 	md := c.b.controller.Metadata()
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	for _, id := range c.b.nodeIDs() {
-		// Live brokers only: a client told of a dead one would try it
-		// for every partition it led until the next refresh.
+	ids := c.b.nodeIDs()
+	live := 0
+	for _, id := range ids {
+		if c.b.live(id) {
+			live++
+		}
+	}
+	// A node that sees no majority up is the suspect one (cut off, say):
+	// it lists every node, or a client that asked it first would know of
+	// no other broker and ask it alone for as long as the cut lasts.
+	everyone := 2*live <= len(ids)
+	for _, id := range ids {
+		// Otherwise live brokers only: a client told of a dead one would
+		// try it for every partition it led until the next refresh.
 		host, port, ok := c.b.brokerAddr(id)
-		if !ok || !c.b.live(id) {
+		if !ok || (!everyone && !c.b.live(id)) {
 			continue
 		}
 		b := kmsg.NewMetadataResponseBroker()

@@ -44,13 +44,16 @@ type Broker struct {
 
 	metrics    *brokerMetrics
 	admin      *adminServer           // nil without cfg.AdminAddr
+	faults     *cluster.Faults        // the /v1/faults settings; nil without cfg.TestFaults
+	gate       *pauseGate             // Pause and Resume
 	serving    atomic.Bool            // Kafka accepted and not closing: /healthz is 200
 	diskLow    atomic.Bool            // free space below the floor: produce refused (diskspace.go)
 	reqMem     *memBudget             // bytes of requests read and not answered (reqmem.go)
 	advertised atomic.Pointer[string] // host:port given to clients, once bound
 
 	conns     atomic.Int64 // open client connections
-	openConns sync.Map     // *conn -> struct{}, to close them on Close
+	openConns sync.Map     // *conn -> its *actor.PID (struct{} until spawned), to close them on Close
+	hooks     interceptors // testkit's interceptors (testkit_hooks.go)
 	stopTick  chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -75,11 +78,14 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{}), sessions: newFetchSessions()}
+	b := &Broker{cfg: cfg, log: log, db: db, stopTick: make(chan struct{}), sessions: newFetchSessions(), gate: newPauseGate()}
 	if cfg.RequestMemoryBytes <= 0 {
 		b.cfg.RequestMemoryBytes = cluster.DefaultRequestMemory
 	}
 	b.reqMem = newMemBudget(b.cfg.RequestMemoryBytes)
+	if cfg.TestFaults {
+		b.faults = &cluster.Faults{}
+	}
 	b.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		// protoactor logs every dead letter and lifecycle event at Info;
 		// only its warnings are worth an operator's attention.
@@ -164,13 +170,45 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 // Addr is the bound Kafka address.
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
 
-// Close stops accepting, stops every replica (closing their files), stops
-// the admin endpoint and closes the DB.
-func (b *Broker) Close() error {
+// Close stops the node gracefully, as SIGTERM does: it hands the
+// leadership of its groups to caught-up followers (for up to 5 s), stops
+// accepting, stops every replica (closing their files), stops the admin
+// endpoint and closes the DB.
+func (b *Broker) Close() error { return b.shutdown(true) }
+
+// Kill stops the node abruptly, for tests that simulate kill -9 in
+// process: no leadership hand-off, no waiting for in-flight admin
+// requests; the raft transport, the Kafka listener and every client
+// connection are closed first, so peers and clients see the node vanish
+// at once, and only then are the actors stopped and the DB closed (which
+// an in-process restart needs: the files must be closed, the DB's lock
+// released). No checkpoint is taken and nothing is fsynced on the way,
+// but closing the replicas' files still writes the active segments'
+// index files, and what was written and not fsynced stays in the page
+// cache: in process, unsynced data cannot really be lost. A test that
+// must lose it runs nodes as processes, and even SIGKILL keeps the page
+// cache; only a machine's crash loses it.
+func (b *Broker) Kill() error { return b.shutdown(false) }
+
+func (b *Broker) shutdown(graceful bool) error {
 	var err error
 	b.closeOnce.Do(func() {
-		b.handOffLeadership(5 * time.Second)
+		// A paused node is let go first: its readers, writers and accept
+		// loop wait on the gate and would never see their sockets close.
+		b.gate.resume()
+		if graceful {
+			b.handOffLeadership(5 * time.Second)
+		}
 		b.serving.Store(false)
+		if !graceful {
+			// Gone at once, as a killed process is: nothing more goes to
+			// peers or clients.
+			b.peers.close()
+			if b.ln != nil {
+				b.ln.Close()
+			}
+			b.closeConns()
+		}
 		close(b.stopTick)
 		if b.ln != nil {
 			b.ln.Close()
@@ -179,10 +217,7 @@ func (b *Broker) Close() error {
 		b.groups.Stop()
 		// Clients first, so no request reaches a replica being stopped;
 		// then the controller, so no topic spawns replicas after stopAll.
-		b.openConns.Range(func(k, _ any) bool {
-			k.(*conn).nc.Close()
-			return true
-		})
+		b.closeConns()
 		if b.controllerPID != nil {
 			_ = b.sys.Root.StopFuture(b.controllerPID).Wait()
 		}
@@ -191,10 +226,19 @@ func (b *Broker) Close() error {
 		b.sys.Shutdown()
 		// Last but the DB: until here /healthz tells a load balancer that
 		// the node is going away.
-		b.stopAdmin()
+		b.stopAdmin(graceful)
 		err = b.db.Close()
 	})
 	return err
+}
+
+// closeConns closes every client connection's socket; their actors then
+// stop on the read error.
+func (b *Broker) closeConns() {
+	b.openConns.Range(func(k, _ any) bool {
+		k.(*conn).nc.Close()
+		return true
+	})
 }
 
 func (b *Broker) startController() error {
@@ -230,7 +274,7 @@ func (b *Broker) startController() error {
 	if err != nil {
 		return err
 	}
-	pid, err := b.sys.Root.SpawnNamed(r.Props(), "controller")
+	pid, err := b.sys.Root.SpawnNamed(b.interceptable(r.Props()), "controller")
 	if err != nil {
 		return err
 	}
@@ -257,23 +301,36 @@ func (b *Broker) waitReplayed(limit time.Duration) {
 	}
 }
 
+// defaultTick is the raft clock's period unless cfg.TickInterval says
+// otherwise: raftactor counts its election timeout (5 ticks) and
+// heartbeats (every tick) in it.
+const defaultTick = 100 * time.Millisecond
+
 // tick drives every replica's raft clock and checkpoints from one
 // goroutine, so idle partitions cost one message per tick.
 func (b *Broker) tick() {
 	defer b.wg.Done()
-	t := time.NewTicker(100 * time.Millisecond)
+	every := b.cfg.TickInterval
+	if every <= 0 {
+		every = defaultTick
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	msg := &raftactor.Tick{}
+	// A quiesced replica is ticked every 5 s, for its housekeeping
+	// (retention, whose checks are 30 s apart, and checkpoints) alone:
+	// 10,000 idle partitions then cost 2,000 messages a second.
+	housekeepingRounds := max(1, int(5*time.Second/every))
 	for round := 0; ; round++ {
 		select {
 		case <-b.stopTick:
 			return
 		case <-t.C:
 		}
-		// A quiesced replica is ticked every 5 s, for its housekeeping
-		// (retention, whose checks are 30 s apart, and checkpoints) alone:
-		// 10,000 idle partitions then cost 2,000 messages a second.
-		housekeeping := round%50 == 0
+		if b.gate.isPaused() {
+			continue // a paused node's clock stands still
+		}
+		housekeeping := round%housekeepingRounds == 0
 		if housekeeping || !b.controllerReplica.Quiesced() {
 			b.sys.Root.Send(b.controllerPID, msg)
 		}
@@ -299,6 +356,10 @@ func (b *Broker) accept() {
 				continue
 			}
 			b.log.Error("accept", "err", err)
+			return
+		}
+		if !b.gate.wait(b.stopTick) {
+			nc.Close()
 			return
 		}
 		if b.conns.Add(1) > maxConnections {

@@ -407,7 +407,9 @@ func TestClusterFollowerFetching(t *testing.T) {
 	}
 }
 
-// netsplit cuts links between in-process nodes (cluster.Config.RaftCut).
+// netsplit cuts links between in-process nodes (cluster.Config.Network):
+// everything one node sends another across a cut, keepalives included,
+// is lost, so each sees the other down as behind a firewall.
 type netsplit struct {
 	mu  sync.Mutex
 	cut map[[2]int32]bool
@@ -429,12 +431,10 @@ func (n *netsplit) heal() {
 	n.cut = map[[2]int32]bool{}
 }
 
-func (n *netsplit) hook(from int32) func(int32) bool {
-	return func(to int32) bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return n.cut[[2]int32{from, to}]
-	}
+func (n *netsplit) fate(o cluster.Outbound) cluster.Fate {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return cluster.Fate{Drop: n.cut[[2]int32{int32(o.From), int32(o.To)}]}
 }
 
 // The leader cut off from the other two nodes (their raft traffic
@@ -444,7 +444,7 @@ func (n *netsplit) hook(from int32) func(int32) bool {
 // are gone and every replica holds the same bytes.
 func TestClusterCutOffLeader(t *testing.T) {
 	split := &netsplit{cut: map[[2]int32]bool{}}
-	brokers, cfgs := threeNodesWith(t, func(c *cluster.Config) { c.RaftCut = split.hook(c.NodeID) })
+	brokers, cfgs := threeNodesWith(t, func(c *cluster.Config) { c.Network = split.fate })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	all := []string{cfgs[0].KafkaAddr, cfgs[1].KafkaAddr, cfgs[2].KafkaAddr}

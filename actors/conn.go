@@ -29,7 +29,6 @@ type conn struct {
 	b   *Broker
 	nc  net.Conn
 	log *slog.Logger
-	pid *actor.PID
 
 	nextSeq  uint64            // sequence of the next request read
 	writeSeq uint64            // sequence of the next response to write
@@ -73,7 +72,7 @@ func startConn(b *Broker, nc net.Conn) {
 		log:   b.log.With("remote", nc.RemoteAddr().String()),
 		done:  make(map[uint64][]byte),
 		slots: make(chan struct{}, maxInFlight),
-		w:     newConnWriter(nc),
+		w:     newConnWriter(nc, b.gate),
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return c },
 		// Bounded at the source: at most maxInFlight frames are read ahead,
@@ -82,8 +81,12 @@ func startConn(b *Broker, nc net.Conn) {
 		// raftactor.Replica.Props).
 		actor.WithMailbox(actor.Unbounded()),
 		actor.WithGuardian(stopOnPanic))
+	props = b.interceptable(props)
 	b.openConns.Store(c, struct{}{})
-	c.pid = b.sys.Root.Spawn(props)
+	pid := b.sys.Root.Spawn(props)
+	// The pid is kept for testkit's ConnPIDs; unless the connection
+	// closed meanwhile.
+	b.openConns.CompareAndSwap(c, struct{}{}, pid)
 }
 
 var stopOnPanic = actor.NewOneForOneStrategy(0, 10*time.Second, func(reason any) actor.Directive {
@@ -139,6 +142,9 @@ func (c *conn) read(root *actor.RootContext, self *actor.PID) {
 		body, err := c.readFrame()
 		if err != nil {
 			root.Send(self, &readErr{err: err})
+			return
+		}
+		if !c.b.gate.wait(c.w.stopped) {
 			return
 		}
 		root.Send(self, &frameMsg{body: body})
@@ -238,6 +244,7 @@ type deferred struct{ fn func() }
 // are ready into one writev.
 type connWriter struct {
 	nc      net.Conn
+	gate    *pauseGate // the node's Pause holds writes back
 	mu      sync.Mutex
 	queue   [][]byte
 	wake    chan struct{}
@@ -245,8 +252,8 @@ type connWriter struct {
 	once    sync.Once
 }
 
-func newConnWriter(nc net.Conn) *connWriter {
-	return &connWriter{nc: nc, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+func newConnWriter(nc net.Conn, gate *pauseGate) *connWriter {
+	return &connWriter{nc: nc, gate: gate, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
 func (w *connWriter) write(frames [][]byte) {
@@ -266,6 +273,9 @@ func (w *connWriter) run() {
 		select {
 		case <-w.wake:
 		case <-w.stopped:
+			return
+		}
+		if !w.gate.wait(w.stopped) {
 			return
 		}
 		w.mu.Lock()

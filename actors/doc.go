@@ -4,5 +4,6 @@
 // coordinator of package groups through group_calls.go), the replica
 // manager that spawns partition replicas (and creates __consumer_offsets),
 // the fetch sessions, and the admin HTTP endpoint (/healthz, /metrics,
-// /v1/cluster).
+// /v1/cluster, and /v1/faults for tests). Broker.Kill and Broker.Pause
+// are the in-process tests' kill -9 and SIGSTOP.
 package actors

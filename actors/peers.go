@@ -35,6 +35,7 @@ type peers struct {
 	// that may come while the node is still starting.
 	controller atomic.Pointer[raftactor.Controller]
 	stop       chan struct{}
+	closeOnce  sync.Once
 	wg         sync.WaitGroup
 }
 
@@ -75,12 +76,8 @@ func (p *peers) start() error {
 	for _, n := range p.b.cfg.Nodes {
 		addrs[uint64(n.ID)] = n.Raft
 	}
-	var cut func(uint64) bool
-	if c := p.b.cfg.RaftCut; c != nil {
-		cut = func(to uint64) bool { return c(int32(to)) }
-	}
 	tr, err := cluster.StartTransport(cluster.TransportConfig{
-		Cut:           cut,
+		Fault:         p.b.netFault(),
 		NodeID:        uint64(p.b.cfg.NodeID),
 		Addr:          addrs[uint64(p.b.cfg.NodeID)],
 		Peers:         addrs,
@@ -124,12 +121,16 @@ func (p *peers) start() error {
 	return nil
 }
 
+// close stops the announcements and the transport; safe more than once
+// (Kill closes it first, then the common shutdown again).
 func (p *peers) close() {
-	close(p.stop)
-	p.wg.Wait()
-	if p.tr != nil {
-		p.tr.Close()
-	}
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		if p.tr != nil {
+			p.tr.Close()
+		}
+	})
 }
 
 // peerChanged tells every replica here that a peer's node connected or
@@ -461,8 +462,9 @@ func (p *peers) refuseIfWiped(within time.Duration) error {
 		return nil
 	}
 	type answer struct {
-		id  uint64
-		yes bool
+		id       uint64
+		answered bool // false: the call failed or timed out
+		yes      bool
 	}
 	pending := map[uint64]bool{}
 	for _, n := range p.b.cfg.Nodes {
@@ -470,29 +472,49 @@ func (p *peers) refuseIfWiped(within time.Duration) error {
 			pending[uint64(n.ID)] = true
 		}
 	}
-	deadline := time.Now().Add(within)
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		ch := make(chan answer, len(pending))
-		for id := range pending {
-			p.tr.Call(id, []byte(probeInitialized), time.Second, func(reply []byte, err error) {
-				if err != nil {
-					ch <- answer{id: 0}
-					return
+	// Peers are asked again every 100 ms until each has answered, without
+	// waiting for the calls already out: a peer that starts with this
+	// node may get a call before its own connection back is up, and its
+	// reply is then lost; waiting out that call's timeout (1 s, the
+	// margin for a slow peer) cost every such start a second.
+	answers := make(chan answer)
+	done := make(chan struct{})
+	defer close(done)
+	ask := func(id uint64) {
+		p.tr.Call(id, []byte(probeInitialized), time.Second, func(reply []byte, err error) {
+			a := answer{id: id, answered: err == nil, yes: err == nil && string(reply) == "yes"}
+			// Off the caller's goroutine: Call may run this at once,
+			// from inside ask.
+			go func() {
+				select {
+				case answers <- a:
+				case <-done:
 				}
-				ch <- answer{id: id, yes: string(reply) == "yes"}
-			})
-		}
-		for range len(pending) {
-			a := <-ch
-			if a.yes {
+			}()
+		})
+	}
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	again := time.NewTicker(100 * time.Millisecond)
+	defer again.Stop()
+	for id := range pending {
+		ask(id)
+	}
+	for len(pending) > 0 {
+		select {
+		case a := <-answers:
+			switch {
+			case a.yes:
 				return fmt.Errorf("node %d's data dir %s is empty, but node %d knows it as a member that ran in this cluster: a node that lost its data must not rejoin as a voter (it could elect a leader missing acknowledged records); restore its data dir, or replace the node", p.b.cfg.NodeID, p.b.cfg.DataDir, a.id)
-			}
-			if a.id != 0 {
+			case a.answered:
 				delete(pending, a.id)
 			}
-		}
-		if len(pending) > 0 {
-			time.Sleep(100 * time.Millisecond) // a peer not up yet: ask again
+		case <-again.C:
+			for id := range pending {
+				ask(id) // a peer not up yet, or its answer lost: ask again
+			}
+		case <-deadline.C:
+			return nil
 		}
 	}
 	return nil

@@ -219,7 +219,7 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		sm.Close(false)
 		return nil, err
 	}
-	pid, err := s.b.sys.Root.SpawnNamed(r.Props(), fmt.Sprintf("partition-%d", group))
+	pid, err := s.b.sys.Root.SpawnNamed(s.b.interceptable(r.Props()), fmt.Sprintf("partition-%d", group))
 	if err != nil {
 		sm.Close(false)
 		return nil, err

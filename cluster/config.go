@@ -70,10 +70,23 @@ type Config struct {
 	// whether it returns or not.
 	FailStop func(reason string, err error)
 
-	// RaftCut, when set and true for a peer's id, drops everything this
-	// node's transport would send that peer: a network partition, for
-	// in-process tests. Not read from any file.
-	RaftCut func(to int32) bool
+	// Network, when set, decides the fate of everything this node's
+	// transport sends a peer (raft messages, calls, notices, keepalives,
+	// snapshots): lose it or hold it back. It is the simulated network of
+	// in-process test clusters (testkit.NewCluster), set on every node.
+	// Not read from any file.
+	Network NetFault
+
+	// TestFaults turns on the admin endpoint /v1/faults, through which a
+	// test sets this node's network faults at run time (cut peers, a drop
+	// rate, a delay; see Faults). Off, the endpoint answers 404. From
+	// cluster.toml's [testing] faults = true only: never for production.
+	TestFaults bool
+
+	// TickInterval is the raft clock: replicas tick this often (default
+	// 100 ms when 0), and elections and heartbeats are counted in ticks.
+	// Not read from any file: in-process tests shorten it.
+	TickInterval time.Duration
 
 	// RetainLogBytes bounds the raft log a partition's leader keeps for a
 	// follower that lags; past it the follower is caught up by a snapshot

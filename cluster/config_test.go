@@ -75,6 +75,18 @@ func TestLoadFile(t *testing.T) {
 	}
 }
 
+// [testing] faults turns the admin faults endpoint on; without it, it
+// stays off.
+func TestLoadFileTestingFaults(t *testing.T) {
+	cfg := Default()
+	if err := LoadFile(writeFile(t, sample), &cfg); err != nil || cfg.TestFaults {
+		t.Fatalf("without [testing]: TestFaults %v, err %v", cfg.TestFaults, err)
+	}
+	if err := LoadFile(writeFile(t, sample+"\n[testing]\nfaults = true\n"), &cfg); err != nil || !cfg.TestFaults {
+		t.Fatalf("[testing] faults = true: TestFaults %v, err %v", cfg.TestFaults, err)
+	}
+}
+
 func TestLoadFileKeepsUnsetKeys(t *testing.T) {
 	cfg := Default()
 	cfg.LogLevel = "debug"
@@ -121,6 +133,8 @@ func TestLoadFileErrors(t *testing.T) {
 		{"int for string", node("1", `"h:1"`) + node("2", "9093"), 7, "nodes[1].kafka", "is not a string"},
 		{"float id", "node_id = 1.5\n", 1, "node_id", "is not an integer"},
 		{"int for bool", "[cluster]\nauto_create_topics = 1\n", 2, "cluster.auto_create_topics", "is not a boolean"},
+		{"string for faults", "[testing]\nfaults = \"yes\"\n", 2, "testing.faults", "is not a boolean"},
+		{"unknown in testing", "[testing]\nfault = true\n", 2, "testing.fault", "unknown key"},
 		{"table for nodes", "[nodes]\nid = 1\n", 1, "nodes", "write each node as [[nodes]]"},
 		{"int for nodes", "nodes = 3\n", 1, "nodes", "3 (a TOML integer) is not an array of tables"},
 		{"duplicate key", "[cluster]\npartitions = 1\npartitions = 2\n", 3, "cluster.partitions", "defined twice"},

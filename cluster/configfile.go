@@ -47,6 +47,14 @@ type fileDoc struct {
 	NodeID  *int64      `toml:"node_id"`
 	Cluster fileCluster `toml:"cluster"`
 	Nodes   []fileNode  `toml:"nodes"`
+	Testing fileTesting `toml:"testing"`
+}
+
+// fileTesting is [testing]: switches for tests that run nodes as
+// processes, never for production.
+type fileTesting struct {
+	// Faults serves /v1/faults on the admin endpoint (Config.TestFaults).
+	Faults *bool `toml:"faults"`
 }
 
 type fileCluster struct {
@@ -79,7 +87,8 @@ type fileNode struct {
 // schema lists the keys of each table with the type they want; it words the
 // "unknown key" and "wrong type" errors. It must match the tags above.
 var schema = map[string]map[string]string{
-	"": {"node_id": "an integer", "cluster": "a table", "nodes": "an array of tables"},
+	"":        {"node_id": "an integer", "cluster": "a table", "nodes": "an array of tables", "testing": "a table"},
+	"testing": {"faults": "a boolean"},
 	"cluster": {
 		"replication_factor": "an integer", "partitions": "an integer",
 		"auto_create_topics": "a boolean", "segment_bytes": "an integer",
@@ -152,6 +161,9 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 	}
 	if c.AutoCreateTopics != nil {
 		next.AutoCreateTopics = *c.AutoCreateTopics
+	}
+	if f := doc.Testing.Faults; f != nil {
+		next.TestFaults = *f
 	}
 	if c.SegmentBytes != nil {
 		next.SegmentBytes = *c.SegmentBytes

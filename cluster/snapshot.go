@@ -32,13 +32,23 @@ const snapshotTimeout = 10 * time.Minute
 func (t *Transport) SendSnapshot(group uint64, m *pb.Message, body func(io.Writer) error) {
 	to := m.GetTo()
 	p := t.peers[to]
-	if p == nil || (t.cfg.Cut != nil && t.cfg.Cut(to)) {
+	f := t.fate(Outbound{To: to, Kind: KindSnapshot, Group: group, Type: m.GetType().String()})
+	if p == nil || f.Drop {
 		t.snapshotSent(group, to, false)
 		return
 	}
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		if f.Delay > 0 {
+			tm := time.NewTimer(f.Delay)
+			select {
+			case <-tm.C:
+			case <-t.closed:
+				tm.Stop()
+				return
+			}
+		}
 		select {
 		case t.snapSlots <- struct{}{}:
 		case <-t.closed:

@@ -92,13 +92,9 @@ type TransportConfig struct {
 	ReceiveSnapshot func(group uint64, m *pb.Message, body io.Reader) error
 	// OnSnapshotSent hears how streaming a snapshot to a peer went.
 	OnSnapshotSent func(group, to uint64, ok bool)
-	// Cut, when set and true for a peer, drops everything bound for it
-	// (raft messages, calls, notices, snapshots) as a network partition
-	// would: the hook in-process tests split a cluster with.
-	Cut func(to uint64) bool
-	// Filter, when set, sees every outbound raft message and drops those
-	// it returns false for: the hook tests use to cut links.
-	Filter func(to, group uint64, m *pb.Message) bool
+	// Fault, when set, decides the fate of everything bound for a peer
+	// (netfault.go): the simulated network of tests. Nil costs nothing.
+	Fault NetFault
 }
 
 // Transport is a node's peer transport.
@@ -128,6 +124,10 @@ var ErrPeerUnreachable = errors.New("cluster: peer unreachable")
 // ErrCallTimeout answers a Call whose reply did not come in time.
 var ErrCallTimeout = errors.New("cluster: no reply from peer in time")
 
+// ErrClosed answers the calls outstanding when the transport closes, and
+// any made after.
+var ErrClosed = errors.New("cluster: transport closed")
+
 type item struct {
 	kind  byte
 	group uint64
@@ -148,6 +148,8 @@ type peer struct {
 	up    atomic.Bool  // connected
 	heard atomic.Int64 // when a frame last came from the peer (unix ns); 0 when its connection ended
 	alive atomic.Bool  // up and heard from within deadAfter, as last reported
+	// delayed holds what a Fault delays (only used with one).
+	delayed delayLine
 }
 
 // StartTransport listens on cfg.Addr and starts one sender per peer.
@@ -165,6 +167,7 @@ func StartTransport(cfg TransportConfig) (*Transport, error) {
 			continue
 		}
 		p := &peer{t: t, id: id, addr: addr, q: make(chan item, queueItems)}
+		p.delayed.p = p
 		t.peers[id] = p
 		t.wg.Add(1)
 		go p.run()
@@ -224,6 +227,30 @@ func (t *Transport) Close() {
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
+	for _, p := range t.peers {
+		p.delayed.stop()
+	}
+	// Their callers would otherwise wait out each call's timeout, which
+	// may be long after the node is gone.
+	t.mu.Lock()
+	calls := t.calls
+	t.calls = map[uint64]*call{}
+	t.mu.Unlock()
+	for _, c := range calls {
+		// Taken from the map, the call is this loop's to answer: a timer
+		// that fires now finds nothing to time out.
+		c.timer.Stop()
+		c.done(nil, ErrClosed)
+	}
+}
+
+// fate asks the Fault hook about o, sent from this node.
+func (t *Transport) fate(o Outbound) Fate {
+	if t.cfg.Fault == nil {
+		return Fate{}
+	}
+	o.From = t.cfg.NodeID
+	return t.cfg.Fault(o)
 }
 
 // Send queues msgs of group for their peers; it never blocks.
@@ -234,14 +261,18 @@ func (t *Transport) Send(group uint64, msgs []*pb.Message) {
 		if p == nil {
 			continue
 		}
-		if f := t.cfg.Filter; f != nil && !f(to, group, m) {
-			continue
+		var f Fate
+		if t.cfg.Fault != nil {
+			f = t.fate(Outbound{To: to, Kind: KindRaft, Group: group, Type: m.GetType().String()})
+			if f.Drop {
+				continue
+			}
 		}
 		size := 64
 		for _, e := range m.Entries {
 			size += len(e.Data) + 16
 		}
-		if !p.enqueue(item{kind: itemRaft, group: group, m: m, size: size}) {
+		if !p.send(item{kind: itemRaft, group: group, m: m, size: size}, f.Delay) {
 			t.unreachable(group, to)
 		}
 	}
@@ -252,7 +283,9 @@ func (t *Transport) Send(group uint64, msgs []*pb.Message) {
 // raftactor's quiesce.go).
 func (t *Transport) Quiesce(group, to, term, commit uint64) {
 	if p := t.peers[to]; p != nil {
-		p.enqueue(item{kind: itemQuiesce, group: group, q: [2]uint64{term, commit}, size: 32})
+		if f := t.fate(Outbound{To: to, Kind: KindQuiesce, Group: group}); !f.Drop {
+			p.send(item{kind: itemQuiesce, group: group, q: [2]uint64{term, commit}, size: 32}, f.Delay)
+		}
 	}
 }
 
@@ -260,7 +293,9 @@ func (t *Transport) Quiesce(group, to, term, commit uint64) {
 // (announcements repeat).
 func (t *Transport) Announce(a Announcement) {
 	for _, p := range t.peers {
-		p.enqueue(item{kind: itemLeader, group: a.Group, a: a, size: 32})
+		if f := t.fate(Outbound{To: p.id, Kind: KindLeader, Group: a.Group}); !f.Drop {
+			p.send(item{kind: itemLeader, group: a.Group, a: a, size: 32}, f.Delay)
+		}
 	}
 }
 
@@ -273,6 +308,13 @@ func (t *Transport) Call(to uint64, payload []byte, timeout time.Duration, done 
 		return
 	}
 	t.mu.Lock()
+	select {
+	case <-t.closed:
+		t.mu.Unlock()
+		done(nil, ErrClosed)
+		return
+	default:
+	}
 	t.nextID++
 	id := t.nextID
 	c := &call{done: done}
@@ -283,8 +325,23 @@ func (t *Transport) Call(to uint64, payload []byte, timeout time.Duration, done 
 		}
 	})
 	t.mu.Unlock()
-	if !p.enqueue(item{kind: itemCall, group: id, data: payload, size: len(payload) + 16}) {
-		if c := t.takeCall(id); c != nil {
+	f := t.fate(Outbound{To: to, Kind: KindCall})
+	if f.Drop {
+		return // lost on the way: the call times out
+	}
+	if it := (item{kind: itemCall, group: id, data: payload, size: len(payload) + 16}); !p.send(it, f.Delay) {
+		t.notQueued(to, it)
+	}
+}
+
+// notQueued handles an item that found no room or no connection: a raft
+// message's group is told, a call fails at once.
+func (t *Transport) notQueued(to uint64, it item) {
+	switch it.kind {
+	case itemRaft:
+		t.unreachable(it.group, to)
+	case itemCall:
+		if c := t.takeCall(it.group); c != nil {
 			c.timer.Stop()
 			c.done(nil, ErrPeerUnreachable)
 		}
@@ -305,10 +362,18 @@ func (t *Transport) unreachable(group, to uint64) {
 	}
 }
 
-func (p *peer) enqueue(it item) bool {
-	if cut := p.t.cfg.Cut; cut != nil && cut(p.id) {
-		return false
+// send queues it, or with a delay (or items already held back, which it
+// must not overtake) hands it to the delay line; false when it found no
+// room or no connection.
+func (p *peer) send(it item, delay time.Duration) bool {
+	if p.t.cfg.Fault != nil && (delay > 0 || p.delayed.holding()) {
+		p.delayed.add(it, time.Now().Add(delay))
+		return true
 	}
+	return p.enqueue(it)
+}
+
+func (p *peer) enqueue(it item) bool {
 	if !p.up.Load() || p.bytes.Load()+int64(it.size) > queueBytes {
 		return false
 	}
@@ -430,7 +495,7 @@ func (p *peer) write(c net.Conn, dead <-chan struct{}) error {
 		case <-dead:
 			return errors.New("peer closed the connection")
 		case <-keepalive.C:
-			if time.Since(wrote) < keepaliveEvery || (p.t.cfg.Cut != nil && p.t.cfg.Cut(p.id)) {
+			if time.Since(wrote) < keepaliveEvery || p.t.fate(Outbound{To: p.id, Kind: KindKeepalive}).Drop {
 				continue
 			}
 			c.SetWriteDeadline(time.Now().Add(writeTimeout))
@@ -653,6 +718,8 @@ func (t *Transport) answer(from, id uint64, payload []byte) {
 	}
 	t.cfg.OnCall(from, payload, func(reply []byte) {
 		// A reply that finds no room is lost; the caller times out.
-		p.enqueue(item{kind: itemReply, group: id, data: reply, size: len(reply) + 16})
+		if f := t.fate(Outbound{To: from, Kind: KindReply}); !f.Drop {
+			p.send(item{kind: itemReply, group: id, data: reply, size: len(reply) + 16}, f.Delay)
+		}
 	})
 }

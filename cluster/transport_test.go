@@ -202,3 +202,36 @@ func TestTransportCall(t *testing.T) {
 		t.Fatalf("call to a down peer: %v", err)
 	}
 }
+
+// A call outstanding when the transport closes is answered ErrClosed at
+// once, not after its timeout; a call after Close fails the same way.
+func TestTransportCloseAnswersCalls(t *testing.T) {
+	addrs := map[uint64]string{1: freeAddr(t), 2: freeAddr(t)}
+	a, err := StartTransport(TransportConfig{NodeID: 1, Addr: addrs[1], Peers: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := StartTransport(TransportConfig{NodeID: 2, Addr: addrs[2], Peers: addrs,
+		OnCall: func(uint64, []byte, func([]byte)) {}}) // never replies
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	wait.For(t, 5*time.Second, func() error {
+		if !a.Connected(2) {
+			return fmt.Errorf("not connected")
+		}
+		return nil
+	})
+	errs := make(chan error, 2)
+	a.Call(2, []byte("ping"), time.Minute, func(_ []byte, err error) { errs <- err })
+	start := time.Now()
+	a.Close()
+	if err := <-errs; err != ErrClosed || time.Since(start) > 5*time.Second {
+		t.Fatalf("outstanding call: %v after %v, want ErrClosed at once", err, time.Since(start))
+	}
+	a.Call(2, []byte("ping"), time.Minute, func(_ []byte, err error) { errs <- err })
+	if err := <-errs; err != ErrClosed {
+		t.Fatalf("call after Close: %v", err)
+	}
+}

@@ -73,3 +73,15 @@ type checkpointDone struct {
 	cp  Checkpoint
 	err error
 }
+
+// IsInternal reports whether m is one of the messages a replica sends
+// itself (to schedule a Ready, or report a finished checkpoint). Test
+// interceptors let them through: losing one would wedge the replica,
+// which nothing outside the node can cause.
+func IsInternal(m any) bool {
+	switch m.(type) {
+	case readyNow, *checkpointDone:
+		return true
+	}
+	return false
+}

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -35,6 +36,10 @@ type Broker struct {
 
 // Addr is the bound Kafka address.
 func (b *Broker) Addr() string { return b.b.Addr() }
+
+// Node is the running node itself, for its testkit hooks (actor system,
+// replica PIDs, interceptors).
+func (b *Broker) Node() *actors.Broker { return b.b }
 
 // StartBroker starts a single chronik-actor node in process and closes it
 // when the test ends. It returns once the node answers ApiVersions.
@@ -150,10 +155,26 @@ func StartProcess(t testing.TB, dataDir string) *Process {
 // succeeds) before relying on it.
 func StartCluster(t testing.TB, n int) []*Process {
 	t.Helper()
+	return startCluster(t, n, clusterFile{cluster: fmt.Sprintf("replication_factor = %d\npartitions = %d\nauto_create_topics = true\n", n, n)})
+}
+
+// clusterFile is what a generated cluster.toml holds besides the nodes'
+// addresses and data dirs.
+type clusterFile struct {
+	cluster string           // the [cluster] table's lines
+	racks   map[int32]string // node id -> rack; none when absent
+	testing string           // the [testing] table's lines, if any
+}
+
+func startCluster(t testing.TB, n int, f clusterFile) []*Process {
+	t.Helper()
 	bin := builtBinary(t, KindChronik)
 	dir := t.TempDir()
 	var toml strings.Builder
-	fmt.Fprintf(&toml, "[cluster]\nreplication_factor = %d\npartitions = %d\nauto_create_topics = true\n", n, n)
+	fmt.Fprintf(&toml, "[cluster]\n%s", f.cluster)
+	if f.testing != "" {
+		fmt.Fprintf(&toml, "\n[testing]\n%s", f.testing)
+	}
 	procs := make([]*Process, n)
 	for i := range procs {
 		id := i + 1
@@ -167,6 +188,9 @@ func StartCluster(t testing.TB, n int) []*Process {
 		raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		p.admin = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 		fmt.Fprintf(&toml, "\n[[nodes]]\nid = %d\nkafka = %q\nraft = %q\nadmin = %q\ndata_dir = %q\n", id, p.addr, raft, p.admin, p.dataDir)
+		if r := f.racks[int32(id)]; r != "" {
+			fmt.Fprintf(&toml, "rack = %q\n", r)
+		}
 		procs[i] = p
 	}
 	cfgPath := filepath.Join(dir, "cluster.toml")
@@ -251,10 +275,49 @@ func (p *Process) running() bool {
 	}
 }
 
+// start launches the process and waits until it answers ApiVersions. A
+// port of its own taken while it was down (by a client's ephemeral port:
+// the tests of other packages run at the same time) makes it exit at once
+// with "address already in use"; it is launched again, as an operator
+// would, until the port is free or 30 s have passed.
 func (p *Process) start() {
 	p.t.Helper()
-	p.launch()
-	p.awaitReady()
+	var failed error
+	err := wait.Until(context.Background(), 30*time.Second, func() error {
+		p.launch()
+		err := waitAPIVersions(p.addr, 60*time.Second, p.exited)
+		switch {
+		case err == nil:
+			return nil
+		case p.exitedOnBusyPort():
+			return fmt.Errorf("start #%d: %w", p.starts, err)
+		}
+		failed = err
+		return nil
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		p.t.Fatalf("broker process (start #%d) at %s: %v", p.starts, p.addr, err)
+	}
+}
+
+// exitedOnBusyPort reports whether the last start exited because one of
+// its ports was in use.
+func (p *Process) exitedOnBusyPort() bool {
+	select {
+	case <-p.exited:
+	default:
+		return false
+	}
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return false
+	}
+	marker := fmt.Sprintf("=== testkit: start #%d on ", p.starts)
+	i := bytes.LastIndex(b, []byte(marker))
+	return i >= 0 && bytes.Contains(b[i:], []byte("address already in use"))
 }
 
 // launch starts the process without waiting for it.

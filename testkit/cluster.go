@@ -27,9 +27,10 @@ type Cluster interface {
 	Client(opts ...kgo.Opt) *kgo.Client
 
 	// Partition splits the raft network into the given groups of node
-	// ids: nodes in different groups no longer reach each other; a node
-	// named in no group is cut off from all. Kafka clients still reach
-	// every node.
+	// ids: nodes in different groups no longer reach each other (nothing
+	// passes, keepalives included, so they see each other down as behind
+	// a firewall); a node named in no group is cut off from all. Kafka
+	// clients still reach every node.
 	Partition(groups ...[]int32)
 	// Isolate cuts node id off from every other node.
 	Isolate(id int32)
@@ -38,7 +39,9 @@ type Cluster interface {
 	// Drop loses each raft message between nodes with probability rate
 	// (0 stops dropping), decided by the cluster's seeded random source.
 	Drop(rate float64)
-	// Delay holds each raft message between nodes for d before delivery.
+	// Delay holds each raft message between nodes for d before delivery
+	// (and the calls and notices between them; keepalives are never
+	// held), keeping the order of each link.
 	Delay(d time.Duration)
 	// Hook sees every raft message between nodes, after Partition and
 	// Drop, and decides its fate; nil removes it.

@@ -38,6 +38,17 @@ func (co *Coordinator) Route(name string, msg any) {
 	co.sys.Root.Send(ref.pid, msg)
 }
 
+// GroupPID is the live actor of group name, nil when it has none: a
+// testkit hook, for scripted messages to a group.
+func (co *Coordinator) GroupPID(name string) *actor.PID {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if ref := co.actors[name]; ref != nil {
+		return ref.pid
+	}
+	return nil
+}
+
 // forget removes a retiring actor and poisons it: what was sent before
 // is still handled (and rerouted by the actor), nothing comes after.
 func (co *Coordinator) forget(name string, ref *groupRef) {

@@ -1,7 +1,7 @@
 // Command chronik-actor runs a chronik-actor broker node, and carries the
 // tools that go with it: `chronik-actor [serve] [flags]` (the default),
-// `chronik-actor version`, `chronik-actor bench produce` and
-// `chronik-actor cluster status`.
+// `chronik-actor version`, `chronik-actor bench produce`,
+// `chronik-actor cluster status` and `chronik-actor scenario run`.
 package main
 
 import (
@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return bench(args, stdout, stderr)
 	case "cluster":
 		return clusterCmd(args, stdout, stderr)
+	case "scenario":
+		return scenarioCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -62,4 +64,5 @@ const usage = `usage:
   chronik-actor bench produce ...  measure produce throughput and latency (see bench produce -h)
   chronik-actor cluster status ... every node's view of the cluster: nodes up or down, leaders, lag
                                    (see cluster status -h)
+  chronik-actor scenario run FILE  run scenario scripts against a fresh cluster (see README)
 `

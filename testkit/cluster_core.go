@@ -268,7 +268,12 @@ func CreateClusterTopic(t testing.TB, c Cluster, topic string, partitions int32,
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	// A non-retriable error ends the wait at once: retrying cannot help.
+	// Except INVALID_REPLICATION_FACTOR for a while: the replication
+	// factor is checked against the nodes the answering node sees up,
+	// and right after a (re)start it may not have heard from all of them
+	// yet, as with Kafka brokers that have not registered yet.
 	var refused error
+	first := time.Now()
 	c.Eventually(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -280,6 +285,8 @@ func CreateClusterTopic(t testing.TB, c Cluster, topic string, partitions int32,
 		case err == nil || errors.Is(err, kerr.TopicAlreadyExists):
 			// Exists: an earlier try went through after its answer was lost.
 			return nil
+		case errors.Is(err, kerr.InvalidReplicationFactor) && time.Since(first) < 10*time.Second:
+			return err
 		case !kerr.IsRetriable(err) && !errors.Is(err, kerr.NotController) && !errors.Is(err, context.DeadlineExceeded):
 			refused = err
 			return nil

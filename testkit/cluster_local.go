@@ -49,9 +49,9 @@ var _ Cluster = (*LocalCluster)(nil)
 const localTick = 20 * time.Millisecond
 
 // NewCluster starts an n-node cluster in this process and returns once it
-// has formed: every node's Metadata names a controller and lists every
-// node live. Its defaults for tests: replication factor min(3, n), one
-// partition per topic, one __consumer_offsets partition, a 20 ms raft
+// has formed: every node names a controller and sees every node up. Its
+// defaults for tests: replication factor min(3, n), one partition per
+// topic, one __consumer_offsets partition, a 20 ms raft
 // tick; ClusterOptions change them. Every node still running at the
 // test's cleanup is killed (Kill, not Stop: a graceful stop is the
 // test's to ask for), and its data dir removed with the test's temporary
@@ -69,11 +69,11 @@ func NewCluster(t testing.TB, n int, opts ...ClusterOption) *LocalCluster {
 			Admin: loopback.Addr(t), DataDir: filepath.Join(dir, fmt.Sprintf("node%d", id))})
 	}
 	c := &LocalCluster{o: o}
-	addrs := make([]string, n)
+	addrs, admins := make([]string, n), make([]string, n)
 	for i, m := range members {
-		addrs[i] = m.Kafka
+		addrs[i], admins[i] = m.Kafka, m.Admin
 	}
-	c.clusterCore = newClusterCore(t, o, addrs, c.reachable)
+	c.clusterCore = newClusterCore(t, o, addrs, admins, c.reachable)
 	c.hub = newHub(c.seed)
 	for _, m := range members {
 		cfg := cluster.Default()

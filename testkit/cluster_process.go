@@ -27,7 +27,6 @@ type ProcessCluster struct {
 	*clusterCore
 	procs  []*Process
 	paused []bool
-	http   *http.Client
 
 	side  map[int32]int // node -> group of the current partition; nil when whole
 	drop  float64
@@ -37,8 +36,8 @@ type ProcessCluster struct {
 var _ Cluster = (*ProcessCluster)(nil)
 
 // NewProcessCluster starts n chronik-actor processes as one cluster and
-// returns once it has formed (every node's Metadata names a controller
-// and lists every node live). Defaults as NewCluster's, but the raft
+// returns once it has formed (every node names a controller and sees
+// every node up). Defaults as NewCluster's, but the raft
 // clock is the production one (100 ms): it is not in cluster.toml.
 // WithNodeConfig may tune only what cluster.toml holds; WithLogger does
 // not apply (each node logs to its file, whose tail a failing test
@@ -50,17 +49,14 @@ func NewProcessCluster(t testing.TB, n int, opts ...ClusterOption) *ProcessClust
 	}
 	o := newClusterOptions(n, opts)
 	f := processClusterFile(t, n, o)
-	c := &ProcessCluster{paused: make([]bool, n), http: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{}}}
+	c := &ProcessCluster{paused: make([]bool, n)}
 	c.procs = startCluster(t, n, f)
-	addrs := make([]string, n)
+	addrs, admins := make([]string, n), make([]string, n)
 	for i, p := range c.procs {
-		addrs[i] = p.Addr()
+		addrs[i], admins[i] = p.Addr(), p.AdminAddr()
 	}
-	c.clusterCore = newClusterCore(t, o, addrs, c.reachable)
-	t.Cleanup(func() {
-		c.close()
-		c.http.CloseIdleConnections()
-	})
+	c.clusterCore = newClusterCore(t, o, addrs, admins, c.reachable)
+	t.Cleanup(c.close)
 	c.waitFormed()
 	return c
 }

@@ -44,6 +44,7 @@
 // and trust the answer with the highest leader epoch; WaitForLeader
 // waits until that leader names itself, which a node does only once its
 // replica leads and has applied an entry of its term: it accepts writes.
+// View is a node's /v1/cluster (whom it sees up, its partitions).
 // ReadReplica, ReplicasAgree and ProduceTo ask one node alone (a
 // follower serves Fetch v11+ up to its own high watermark), to compare
 // replicas byte for byte and to see what one node does with a write.

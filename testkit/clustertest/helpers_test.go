@@ -2,9 +2,7 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chronik-actor/chronik-actor/cluster"
 	"github.com/chronik-actor/chronik-actor/testkit"
 )
 
@@ -80,21 +77,11 @@ func probeApiVersions(addr string, d time.Duration) error {
 	return err
 }
 
-// upSeenBy are the nodes the node with admin address admin sees up
-// (its /v1/cluster), itself included.
-func upSeenBy(admin string) ([]int32, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+admin+"/v1/cluster", nil)
+// upSeenBy are the nodes node id sees up (its /v1/cluster), itself
+// included.
+func upSeenBy(c *testkit.LocalCluster, id int32) ([]int32, error) {
+	v, err := c.View(id)
 	if err != nil {
-		return nil, err
-	}
-	req.Close = true // no idle connection left behind for the leak check
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var v cluster.View
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		return nil, err
 	}
 	var up []int32

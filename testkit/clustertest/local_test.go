@@ -152,7 +152,7 @@ func TestLocalClusterIsolatedLeader(t *testing.T) {
 			if id != old {
 				want = slices.DeleteFunc(c.Nodes(), func(o int32) bool { return o == old })
 			}
-			if got, err := upSeenBy(c.AdminAddr(id)); err != nil || !slices.Equal(got, want) {
+			if got, err := upSeenBy(c, id); err != nil || !slices.Equal(got, want) {
 				return fmt.Errorf("node %d sees brokers %v up (%v), want %v", id, got, err, want)
 			}
 		}

@@ -108,3 +108,25 @@ func othersOf(c testkit.Cluster, id int32) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// The leader SIGSTOPped: the others elect and take writes; SIGCONT, it
+// learns it was deposed and catches up.
+func TestProcessClusterPauseResume(t *testing.T) {
+	c := testkit.NewProcessCluster(t, 3)
+	testkit.CreateClusterTopic(t, c, "ppause", 1, 3)
+	old := c.WaitForLeader("ppause", 0)
+	produce(t, producer(c), "ppause", "a", 10, 30*time.Second)
+	c.Pause(old)
+	if err := probeApiVersions(c.Addr(old), 500*time.Millisecond); err == nil {
+		t.Fatalf("SIGSTOPped node %d answered ApiVersions", old)
+	}
+	if l := c.WaitForLeader("ppause", 0); l == old {
+		t.Fatalf("stopped node %d still named leader", old)
+	}
+	produce(t, producer(c), "ppause", "b", 10, 30*time.Second)
+	c.Resume(old)
+	c.Eventually(30*time.Second, func() error { return c.ReplicasAgree("ppause", 0) })
+	if got := readAll(t, c, "ppause", 20); !slices.Equal(got, append(values("a", 10), values("b", 10)...)) {
+		t.Fatalf("read back %v", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,5 +75,77 @@ func TestRestartOnFullDiskStopsAtOnce(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) > 5 || !strings.Contains(out.String(), "no space left on device") || !strings.Contains(out.String(), disk) {
 		t.Fatalf("want a line or so naming the path and the cause, got %d lines:\n%s", len(lines), out.String())
+	}
+}
+
+// A disk that fills while the node takes acks=all writes (no free-space
+// floor) stops the node with the fail-stop status; once there is room
+// again it restarts and every acknowledged record is there.
+func TestDiskFillingStopsNodeWithoutLosingAcks(t *testing.T) {
+	SkipUnlessChronik(t, "chronik-actor's storage")
+	disk := t.TempDir()
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", 0, "size=24m"); err != nil {
+		t.Skipf("cannot mount a tmpfs to fill (needs root): %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(disk, syscall.MNT_DETACH) })
+	conf := filepath.Join(t.TempDir(), "cluster.toml")
+	if err := os.WriteFile(conf, []byte("[cluster]\nstorage_min_free_bytes = -1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHRONIK_CONFIG", conf)
+	p := StartProcess(t, filepath.Join(disk, "data"))
+
+	cl := NewClient(t, p.Addr(), kgo.DefaultProduceTopic("fill"), kgo.AllowAutoTopicCreation(),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(3), kgo.RecordDeliveryTimeout(5*time.Second),
+		// Idempotent writes are retried without end once a request went
+		// unanswered (failing them could break their sequence), and the
+		// node is about to go away mid-request.
+		kgo.DisableIdempotentWrite())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	acked := map[string]bool{}
+	value := make([]byte, 8000)
+	for i := 0; ; i++ {
+		k := fmt.Sprint("k", i)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(k), Value: value}).FirstErr(); err != nil {
+			break // the node stopped
+		}
+		acked[k] = true
+		if ctx.Err() != nil {
+			t.Fatal("the disk never filled")
+		}
+	}
+	cl.Close()
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node did not stop once its disk was full")
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.exitErr, &ee) || ee.ExitCode() != 70 {
+		t.Fatalf("exit %v, want status 70 (fail-stop)", p.exitErr)
+	}
+	if len(acked) < 500 {
+		t.Fatalf("only %d records acknowledged before the disk filled", len(acked))
+	}
+
+	// Room again: the node comes back with everything it acknowledged.
+	if err := syscall.Mount("tmpfs", disk, "tmpfs", syscall.MS_REMOUNT, "size=64m"); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart()
+	cons := NewClient(t, p.Addr(), kgo.ConsumeTopics("fill"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	seen := map[string]bool{}
+	for missing := len(acked); missing > 0; {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d acknowledged records missing after the restart", missing, len(acked))
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if k := string(r.Key); acked[k] && !seen[k] {
+				seen[k] = true
+				missing--
+			}
+		})
 	}
 }

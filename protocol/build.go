@@ -14,7 +14,11 @@ type Record struct {
 
 // BuildBatch encodes records as one uncompressed magic-2 batch at base
 // offset 0 with every timestamp set to ts, no producer id, and its CRC32C.
-func BuildBatch(records []Record, ts int64) []byte {
+func BuildBatch(records []Record, ts int64) []byte { return BuildProducerBatch(-1, -1, -1, records, ts) }
+
+// BuildProducerBatch is BuildBatch for producer pid at epoch, its first
+// record at sequence seq (-1, -1, -1: no producer).
+func BuildProducerBatch(pid int64, epoch int16, seq int32, records []Record, ts int64) []byte {
 	b := make([]byte, BatchHeaderSize, BatchHeaderSize+64*len(records))
 	for i, r := range records {
 		var body []byte
@@ -35,9 +39,9 @@ func BuildBatch(records []Record, ts int64) []byte {
 	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(len(records)-1))
 	binary.BigEndian.PutUint64(b[offBaseTimestamp:], uint64(ts))
 	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))
-	binary.BigEndian.PutUint64(b[offProducerID:], ^uint64(0)) // -1
-	binary.BigEndian.PutUint16(b[offProducerEpoch:], 0xffff)  // -1
-	binary.BigEndian.PutUint32(b[offBaseSequence:], 0xffffffff)
+	binary.BigEndian.PutUint64(b[offProducerID:], uint64(pid))
+	binary.BigEndian.PutUint16(b[offProducerEpoch:], uint16(epoch))
+	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(seq))
 	binary.BigEndian.PutUint32(b[offNumRecords:], uint32(len(records)))
 	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:], castagnoli))
 	return b

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-actor/chronik-actor/testkit/wait"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
 )
 
 // rawConn is one Kafka connection driven by hand: the checks that need to
@@ -215,38 +216,16 @@ func withBody(prefix, body []byte) []byte {
 	return f
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // rawBatch encodes an uncompressed magic-2 record batch with one record per
 // value, all stamped ts, with the CRC32C a broker verifies. pid -1 makes a
 // batch of a non-idempotent producer.
 func rawBatch(pid int64, epoch int16, seq int32, ts int64, values ...[]byte) []byte {
-	var records []byte
+	recs := make([]protocol.Record, len(values))
 	for i, v := range values {
-		r := kmsg.Record{OffsetDelta: int32(i), Key: []byte(fmt.Sprintf("k%d", i)), Value: v}
-		// The record's length prefix counts the bytes after itself; a
-		// zero Length encodes as one byte.
-		r.Length = int32(len(r.AppendTo(nil)) - 1)
-		records = r.AppendTo(records)
+		recs[i] = protocol.Record{Key: []byte(fmt.Sprintf("k%d", i)), Value: v}
 	}
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(values) - 1),
-		FirstTimestamp:       ts,
-		MaxTimestamp:         ts,
-		ProducerID:           pid,
-		ProducerEpoch:        epoch,
-		FirstSequence:        seq,
-		NumRecords:           int32(len(values)),
-		Records:              records,
-	}
-	raw := b.AppendTo(nil)
-	// Length counts from the partition leader epoch on; the CRC covers
-	// from the attributes (byte 21) to the end.
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	return protocol.BuildProducerBatch(pid, epoch, seq, recs, ts)
 }
 
 func produceRequest(topic string, partition int32, acks int16, batch []byte) *kmsg.ProduceRequest {

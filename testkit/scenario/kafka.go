@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"strings"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/chronik-actor/chronik-actor/protocol"
 )
 
 // Raw requests: the runner speaks to one node at a time, so that a step
@@ -47,39 +48,16 @@ func (r *runner) request(ctx context.Context, id int32, req kmsg.Request) (kmsg.
 	return seeds[id-1].Request(ctx, req)
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // batch encodes values as one uncompressed magic-2 record batch, each
 // record keyed key (nil: no key). pid -1 is a producer without
 // idempotence.
 func batch(pid int64, epoch int16, seq int32, key []byte, values []string) []byte {
-	ts := time.Now().UnixMilli()
-	var records []byte
+	recs := make([]protocol.Record, len(values))
 	for i, v := range values {
-		rec := kmsg.Record{OffsetDelta: int32(i), Key: key, Value: []byte(v)}
-		// The length prefix counts the bytes after itself; a zero Length
-		// encodes as one byte.
-		rec.Length = int32(len(rec.AppendTo(nil)) - 1)
-		records = rec.AppendTo(records)
+		recs[i] = protocol.Record{Key: key, Value: []byte(v)}
 	}
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(values) - 1),
-		FirstTimestamp:       ts,
-		MaxTimestamp:         ts,
-		ProducerID:           pid,
-		ProducerEpoch:        epoch,
-		FirstSequence:        seq,
-		NumRecords:           int32(len(values)),
-		Records:              records,
-	}
-	raw := b.AppendTo(nil)
-	// Length counts from the partition leader epoch on; the CRC covers
-	// from the attributes (byte 21) to the end.
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
-	return raw
+	return protocol.BuildProducerBatch(pid, epoch, seq, recs, time.Now().UnixMilli())
 }
 
 // produceOnce sends one batch to node id and returns the partition's

@@ -120,9 +120,9 @@ type Partition struct {
 	publishErr error
 
 	pubEpochs atomic.Pointer[[]EpochStart]
-	// clock is the latest leader's wall clock stamped into an applied
-	// command (Stamp), in ms: what idempotence expiry goes by, so every
-	// replica decides from the log alone.
+	// clock is the latest leader's wall clock carried by an applied entry
+	// (Prepare), in ms: what idempotence expiry goes by, so every replica
+	// keeps the same producer state from the log alone.
 	clock     int64
 	restoring *stagedPartition // between Restore and Installed
 	// pubLog is log for readers on other goroutines: a snapshot's install

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -111,8 +112,7 @@ func (s *replicaSet) run() {
 // sync spawns replicas for new topics and deletes those of removed ones.
 // A topic recreated under the same name is a new topic (new id): the old
 // replicas go first. Replicas are opened outside the handlers' lock, so
-// that requests for other topics go on meanwhile; a topic's handles
-// appear together once all of them are open.
+// that requests for other topics go on meanwhile.
 func (s *replicaSet) sync(md *raftactor.Metadata) error {
 	s.syncing.Lock()
 	defer s.syncing.Unlock()
@@ -129,34 +129,60 @@ func (s *replicaSet) sync(md *raftactor.Metadata) error {
 	s.mu.Unlock()
 	// Only sync writes s.m, and syncing is held: reading it here without
 	// mu races with no writer.
+	// Fewest partitions to open first, so that a small topic is not held
+	// behind a big one; and a big one yields to newer metadata every
+	// yieldEvery replicas, installing what it opened so far (get answers
+	// nil for the rest until the next sync opens them).
+	type todo struct {
+		name string
+		t    *raftactor.Topic
+		old  []*partitionHandle
+	}
+	var work []todo
 	for name, t := range md.Topics {
-		old := s.m[name]
-		if len(old) == len(t.Groups) {
-			continue
+		if old := s.m[name]; len(old) != len(t.Groups) {
+			work = append(work, todo{name, t, old})
 		}
+	}
+	slices.SortFunc(work, func(a, b todo) int {
+		return cmp.Or(cmp.Compare(len(a.t.Groups)-len(a.old), len(b.t.Groups)-len(b.old)), strings.Compare(a.name, b.name))
+	})
+	for _, w := range work {
 		// A new topic, or partitions added to one (CreatePartitions): open
 		// the ones not open yet. A new slice, as readers hold the old one.
-		hs := append(make([]*partitionHandle, 0, len(t.Groups)), old...)
-		for i := len(old); i < len(t.Groups); i++ {
+		hs := append(make([]*partitionHandle, 0, len(w.t.Groups)), w.old...)
+		yielded := false
+		for i := len(w.old); i < len(w.t.Groups); i++ {
 			select {
 			case <-s.stop:
-				s.closeOpened(hs[len(old):])
+				s.closeOpened(hs[len(w.old):])
 				return nil
 			default:
 			}
-			h, err := s.open(t, int32(i))
+			if i > len(w.old) && (i-len(w.old))%yieldEvery == 0 && len(s.latest) > 0 {
+				yielded = true
+				break
+			}
+			h, err := s.open(w.t, int32(i))
 			if err != nil {
-				s.closeOpened(hs[len(old):])
+				s.closeOpened(hs[len(w.old):])
 				return err
 			}
 			hs = append(hs, h)
 		}
 		s.mu.Lock()
-		s.m[name] = hs
+		s.m[w.name] = hs
 		s.mu.Unlock()
+		if yielded {
+			return nil // run syncs the newer metadata next, and goes on from here
+		}
 	}
 	return nil
 }
+
+// yieldEvery is how many replicas a sync opens of one topic before it
+// looks for newer metadata.
+const yieldEvery = 64
 
 // closeOpened stops replicas a sync opened but did not install: the node
 // is stopping, or the topic could not be opened whole.

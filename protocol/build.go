@@ -14,7 +14,9 @@ type Record struct {
 
 // BuildBatch encodes records as one uncompressed magic-2 batch at base
 // offset 0 with every timestamp set to ts, no producer id, and its CRC32C.
-func BuildBatch(records []Record, ts int64) []byte { return BuildProducerBatch(-1, -1, -1, records, ts) }
+func BuildBatch(records []Record, ts int64) []byte {
+	return BuildProducerBatch(-1, -1, -1, records, ts)
+}
 
 // BuildProducerBatch is BuildBatch for producer pid at epoch, its first
 // record at sequence seq (-1, -1, -1: no producer).

@@ -216,7 +216,6 @@ func withBody(prefix, body []byte) []byte {
 	return f
 }
 
-
 // rawBatch encodes an uncompressed magic-2 record batch with one record per
 // value, all stamped ts, with the CRC32C a broker verifies. pid -1 makes a
 // batch of a non-idempotent producer.

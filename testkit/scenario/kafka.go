@@ -48,7 +48,6 @@ func (r *runner) request(ctx context.Context, id int32, req kmsg.Request) (kmsg.
 	return seeds[id-1].Request(ctx, req)
 }
 
-
 // batch encodes values as one uncompressed magic-2 record batch, each
 // record keyed key (nil: no key). pid -1 is a producer without
 // idempotence.

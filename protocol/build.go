@@ -21,6 +21,11 @@ func BuildBatch(records []Record, ts int64) []byte {
 // BuildProducerBatch is BuildBatch for producer pid at epoch, its first
 // record at sequence seq (-1, -1, -1: no producer).
 func BuildProducerBatch(pid int64, epoch int16, seq int32, records []Record, ts int64) []byte {
+	return buildBatch(0, pid, epoch, seq, records, ts)
+}
+
+// buildBatch encodes records with the batch attributes attrs.
+func buildBatch(attrs int16, pid int64, epoch int16, seq int32, records []Record, ts int64) []byte {
 	b := make([]byte, BatchHeaderSize, BatchHeaderSize+64*len(records))
 	for i, r := range records {
 		var body []byte
@@ -37,7 +42,7 @@ func BuildProducerBatch(pid int64, epoch int16, seq int32, records []Record, ts 
 	binary.BigEndian.PutUint32(b[offLength:], uint32(len(b)-12))
 	binary.BigEndian.PutUint32(b[offPartitionLeaderEpoch:], 0)
 	b[offMagic] = 2
-	binary.BigEndian.PutUint16(b[offAttributes:], 0)
+	binary.BigEndian.PutUint16(b[offAttributes:], uint16(attrs))
 	binary.BigEndian.PutUint32(b[offLastOffsetDelta:], uint32(len(records)-1))
 	binary.BigEndian.PutUint64(b[offBaseTimestamp:], uint64(ts))
 	binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(ts))

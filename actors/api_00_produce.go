@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
@@ -77,7 +76,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 				sp.ErrorMessage = &msg
 				continue
 			}
-			if rt.Topic == groups.OffsetsTopic {
+			if internalTopic(rt.Topic) {
 				// Only the group coordinator writes there (Kafka: "Cannot
 				// append to internal topic").
 				sp.ErrorCode = kerr.InvalidTopicException.Code

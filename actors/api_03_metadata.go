@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -103,7 +102,7 @@ func (c *conn) metadataResponse(req *kmsg.MetadataRequest, names []string, unkno
 		switch {
 		case t != nil:
 			rt.TopicID = t.ID
-			rt.IsInternal = t.Name == groups.OffsetsTopic
+			rt.IsInternal = internalTopic(t.Name)
 			for i := range t.Groups {
 				rt.Partitions = append(rt.Partitions, c.partitionMetadata(t, int32(i)))
 			}

@@ -3,8 +3,10 @@ package actors
 // FindCoordinator v0-v6: the coordinator of a group is the node leading
 // the group's __consumer_offsets partition, which on this node means
 // leading it with its log applied (or the group state would be
-// incomplete). Keys are batched from v4. Transaction coordinators are not
-// served yet: COORDINATOR_NOT_AVAILABLE, which clients retry.
+// incomplete). Keys are batched from v4. A transactional id's coordinator
+// is the leader of its __transaction_state partition, found the same way;
+// the first such request creates that topic (COORDINATOR_NOT_AVAILABLE,
+// which clients retry, until it is led).
 
 import (
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,7 +53,17 @@ func (c *conn) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorRes
 		co.NodeID = node
 		co.Host, co.Port, _ = c.b.brokerAddr(node)
 	case 1: // transaction
-		err = kerr.CoordinatorNotAvailable
+		if txnIDError(key) != nil {
+			err = kerr.InvalidRequest
+			break
+		}
+		node, ok := c.b.txnCoordinatorOf(key)
+		if !c.b.ensureTxnTopic() || !ok {
+			err = kerr.CoordinatorNotAvailable
+			break
+		}
+		co.NodeID = node
+		co.Host, co.Port, _ = c.b.brokerAddr(node)
 	default: // share groups (v6) and anything newer
 		err = kerr.InvalidRequest
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -63,9 +62,9 @@ func handleDeleteTopics(c *conn, ctx actor.Context, r *request) {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			continue
 		}
-		if name == groups.OffsetsTopic {
-			st.ErrorCode = kerr.InvalidRequest.Code // the groups live there
-			msg := "internal topic " + groups.OffsetsTopic + " cannot be deleted"
+		if internalTopic(name) {
+			st.ErrorCode = kerr.InvalidRequest.Code // the groups and transactions live there
+			msg := "internal topic " + name + " cannot be deleted"
 			st.ErrorMessage = &msg
 			continue
 		}

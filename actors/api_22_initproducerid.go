@@ -1,9 +1,11 @@
 package actors
 
-// InitProducerId v0-v5 for idempotent producers: every call gets a new
-// producer id (epoch 0) from this node's block of ids, which the
-// controller allocates (producer_ids.go), so ids are never reused across
-// nodes or restarts. Transactions are not served yet.
+// InitProducerId v0-v5. Without a transactional id (an idempotent
+// producer) every call gets a new producer id (epoch 0) from this node's
+// block of ids, which the controller allocates (producer_ids.go), so ids
+// are never reused across nodes or restarts. With one, the transaction
+// coordinator of the id answers (actors/txns): the id's producer id, its
+// epoch bumped, the previous producer fenced.
 
 import (
 	"errors"
@@ -12,6 +14,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chronik-actor/chronik-actor/actors/txns"
 )
 
 func init() { register(kmsg.InitProducerID, handleInitProducerID) }
@@ -21,9 +25,20 @@ func handleInitProducerID(c *conn, ctx actor.Context, r *request) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
-		// No transaction coordinator: the answer a Kafka broker gives when
-		// transactions are unavailable.
-		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+		id := *req.TransactionalID
+		switch {
+		case txnIDError(id) != nil:
+			resp.ErrorCode = txnIDError(id).Code
+		case req.TransactionTimeoutMillis <= 0 || int64(req.TransactionTimeoutMillis) > c.b.txns.MaxTimeout().Milliseconds():
+			resp.ErrorCode = kerr.InvalidTransactionTimeout.Code
+		default:
+			c.callTxn(ctx, r, id, req, func(v any) kmsg.Response {
+				res := v.(*txns.InitResult)
+				resp.ErrorCode, resp.ProducerID, resp.ProducerEpoch = codeOf(res.Err), res.ProducerID, res.ProducerEpoch
+				return resp
+			})
+			return
+		}
 		c.respond(r, resp)
 		return
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
@@ -43,8 +42,8 @@ func handleCreatePartitions(c *conn, ctx actor.Context, r *request) {
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition, "topic '"+rt.Topic+"' does not exist")
 			continue
-		case rt.Topic == groups.OffsetsTopic:
-			fail(kerr.InvalidRequest, "the partition count of "+groups.OffsetsTopic+" cannot change: groups are mapped to its partitions by it")
+		case internalTopic(rt.Topic):
+			fail(kerr.InvalidRequest, "the partition count of "+rt.Topic+" cannot change: its keys are mapped to its partitions by it")
 			continue
 		case int(rt.Count) <= len(t.Groups):
 			fail(kerr.InvalidPartitions, fmt.Sprintf("topic currently has %d partitions, which is higher than or equal to the requested %d", len(t.Groups), rt.Count))

@@ -16,6 +16,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/chronik-actor/chronik-actor/actors/groups"
+	"github.com/chronik-actor/chronik-actor/actors/txns"
 	"github.com/chronik-actor/chronik-actor/cluster"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
@@ -40,7 +41,11 @@ type Broker struct {
 	producerIDs       *producerIDs
 	replicas          *replicaSet
 	groups            *groups.Coordinator
+	txns              *txns.Coordinator
+	inter             *interBroker // requests to peers over the Kafka protocol
 	sessions          *fetchSessions
+	// txnTopicCreating: a creation of __transaction_state is under way.
+	txnTopicCreating atomic.Bool
 
 	metrics    *brokerMetrics
 	admin      *adminServer           // nil without cfg.AdminAddr
@@ -114,6 +119,11 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 		OffsetsPartitions: cfg.OffsetsPartitions,
 		OffsetsRetention:  cfg.OffsetsRetention,
 	})
+	b.txns = txns.New(b.sys, txnsNode{b}, txns.Config{
+		Partitions: cfg.TransactionPartitions,
+		MaxTimeout: cfg.TransactionMaxTimeout,
+	})
+	b.inter = newInterBroker(b)
 	if err := b.startController(); err != nil {
 		b.peers.close()
 		db.Close()
@@ -163,6 +173,7 @@ func StartBroker(cfg cluster.Config, log *slog.Logger) (*Broker, error) {
 	go b.accept()
 	go b.tick()
 	b.groups.Start()
+	b.txns.Start()
 	b.serving.Store(true)
 	return b, nil
 }
@@ -214,7 +225,9 @@ func (b *Broker) shutdown(graceful bool) error {
 			b.ln.Close()
 		}
 		b.wg.Wait()
+		b.txns.Stop()
 		b.groups.Stop()
+		b.inter.close()
 		// Clients first, so no request reaches a replica being stopped;
 		// then the controller, so no topic spawns replicas after stopAll.
 		b.closeConns()

@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/chronik-actor/chronik-actor/actors/groups"
+	"github.com/chronik-actor/chronik-actor/actors/txns"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
 )
@@ -212,11 +213,14 @@ func (s *replicaSet) open(t *raftactor.Topic, i int32) (*partitionHandle, error)
 		DB:    s.b.db,
 		Log:   storage.LogOptions{SegmentBytes: segBytes},
 	}
-	if t.Name == groups.OffsetsTopic {
+	switch t.Name {
+	case groups.OffsetsTopic:
 		pc.Observer = s.b.groups.Store(i)
+	case txns.StateTopic:
+		pc.Observer = s.b.txns.Store(i)
 	}
 	pc.Retention = retentionConfig(t.Configs)
-	if t.Name == groups.OffsetsTopic {
+	if internalTopic(t.Name) {
 		// Only the internal topic for now: compaction runs on the
 		// replica's goroutine and holds every key in memory, fine for
 		// group records, not yet for a large user topic.

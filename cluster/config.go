@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,14 @@ type Config struct {
 	// OffsetsRetention is how long the offsets of an empty group are kept
 	// (Kafka: offsets.retention.minutes, 7 days).
 	OffsetsRetention time.Duration
+
+	// TransactionPartitions is the partition count of
+	// __transaction_state, fixed when the topic is first created (Kafka:
+	// transaction.state.log.num.partitions, 50).
+	TransactionPartitions int32
+	// TransactionMaxTimeout caps the timeout a transactional producer may
+	// ask for (Kafka: transaction.max.timeout.ms, 15 minutes).
+	TransactionMaxTimeout time.Duration
 
 	// RequestMemoryBytes bounds the bytes of requests read and not yet
 	// answered, node-wide (request_memory_bytes; Kafka's
@@ -122,6 +131,8 @@ func Default() Config {
 		FlushInterval:            time.Second,
 		OffsetsPartitions:        16,
 		OffsetsRetention:         7 * 24 * time.Hour,
+		TransactionPartitions:    50,
+		TransactionMaxTimeout:    15 * time.Minute,
 		RequestMemoryBytes:       DefaultRequestMemory,
 		ConnectionsMaxIdle:       10 * time.Minute,
 		RequestFrameTimeout:      30 * time.Second,
@@ -328,6 +339,12 @@ func (c Config) problems() []problem {
 
 	if c.OffsetsPartitions < 1 {
 		add("cluster.offsets_partitions", "%d is less than 1", c.OffsetsPartitions)
+	}
+	if c.TransactionPartitions < 1 {
+		add("cluster.transaction_partitions", "%d is less than 1", c.TransactionPartitions)
+	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout > math.MaxInt32*time.Millisecond {
+		add("cluster.transaction_max_timeout", "%v is not between 1ms and %v", c.TransactionMaxTimeout, math.MaxInt32*time.Millisecond)
 	}
 	if c.DefaultReplicationFactor < 1 {
 		add("cluster.replication_factor", "%d is less than 1", c.DefaultReplicationFactor)

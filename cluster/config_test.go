@@ -477,3 +477,32 @@ func TestSchemaMatchesTags(t *testing.T) {
 		}
 	}
 }
+
+// TestTransactionSettings reads __transaction_state's partition count and
+// the transaction timeout cap from [cluster], and names a bad one.
+func TestTransactionSettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.toml")
+	doc := "[cluster]\ntransaction_partitions = 5\ntransaction_max_timeout = \"1m\"\n"
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Default()
+	if err := LoadFile(path, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TransactionPartitions != 5 || cfg.TransactionMaxTimeout != time.Minute {
+		t.Fatalf("transaction settings: %d %v", cfg.TransactionPartitions, cfg.TransactionMaxTimeout)
+	}
+	for key, doc := range map[string]string{
+		"cluster.transaction_partitions":  "[cluster]\ntransaction_partitions = 0\n",
+		"cluster.transaction_max_timeout": "[cluster]\ntransaction_max_timeout = \"long\"\n",
+	} {
+		if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Default()
+		if err := LoadFile(path, &cfg); err == nil || !strings.Contains(err.Error(), ":2: key "+key) {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+}

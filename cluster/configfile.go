@@ -66,6 +66,10 @@ type fileCluster struct {
 	// Kafka's offsets.topic.num.partitions and offsets.retention.minutes.
 	OffsetsPartitions       *int64 `toml:"offsets_partitions"`
 	OffsetsRetentionMinutes *int64 `toml:"offsets_retention_minutes"`
+	// Kafka's transaction.state.log.num.partitions and
+	// transaction.max.timeout.ms.
+	TransactionPartitions *int64  `toml:"transaction_partitions"`
+	TransactionMaxTimeout *string `toml:"transaction_max_timeout"`
 	// The free-space floor for produce (Config.MinFreeDiskBytes).
 	MinFreeBytes *int64 `toml:"storage_min_free_bytes"`
 	// Request limits (Config.RequestMemoryBytes, ConnectionsMaxIdle,
@@ -94,7 +98,9 @@ var schema = map[string]map[string]string{
 		"auto_create_topics": "a boolean", "segment_bytes": "an integer",
 		"flush_interval":     `a duration string such as "1s"`,
 		"offsets_partitions": "an integer", "offsets_retention_minutes": "an integer",
-		"storage_min_free_bytes": "an integer", "request_memory_bytes": "an integer",
+		"transaction_partitions":  "an integer",
+		"transaction_max_timeout": `a duration string such as "15m"`,
+		"storage_min_free_bytes":  "an integer", "request_memory_bytes": "an integer",
 		"connections_max_idle":  `a duration string such as "10m"`,
 		"request_frame_timeout": `a duration string such as "30s"`,
 	},
@@ -213,6 +219,20 @@ func loadTOML(name string, data []byte, cfg *Config) error {
 		if *c.OffsetsRetentionMinutes < 1 || *c.OffsetsRetentionMinutes > math.MaxInt64/int64(time.Minute) {
 			return fail("cluster.offsets_retention_minutes", fmt.Errorf("%d is not a number of minutes >= 1", *c.OffsetsRetentionMinutes))
 		}
+	}
+	if c.TransactionPartitions != nil {
+		v, err := toInt32(*c.TransactionPartitions)
+		if err != nil {
+			return fail("cluster.transaction_partitions", err)
+		}
+		next.TransactionPartitions = v
+	}
+	if c.TransactionMaxTimeout != nil {
+		d, err := time.ParseDuration(*c.TransactionMaxTimeout)
+		if err != nil {
+			return fail("cluster.transaction_max_timeout", fmt.Errorf("%q is not a duration such as \"15m\"", *c.TransactionMaxTimeout))
+		}
+		next.TransactionMaxTimeout = d
 	}
 	if doc.Nodes != nil {
 		next.Nodes = make([]Node, len(doc.Nodes))

@@ -22,14 +22,19 @@ var apiTable = []struct {
 	key kmsg.Key
 	VersionRange
 }{
-	{kmsg.Produce, VersionRange{3, 12}},             // v3+: magic-2 batches only; v13 names topics by ID, not served yet
-	{kmsg.Fetch, VersionRange{4, 17}},               // v4 adds isolation level and aborted transactions
-	{kmsg.ListOffsets, VersionRange{1, 10}},         // v0 (offset arrays) is gone in Kafka 4
-	{kmsg.Metadata, VersionRange{0, 12}},            // v13 adds a top-level error code, not served yet
-	{kmsg.ApiVersions, VersionRange{0, 4}},          // newer asks get UNSUPPORTED_VERSION and the client retries lower
-	{kmsg.CreateTopics, VersionRange{2, 7}},         // Kafka 4 dropped v0-1
-	{kmsg.DeleteTopics, VersionRange{1, 6}},         // Kafka 4 dropped v0
-	{kmsg.InitProducerID, VersionRange{0, 5}},       // v5 is kmsg's newest
+	{kmsg.Produce, VersionRange{3, 12}},           // v3+: magic-2 batches only; v13 names topics by ID, not served yet
+	{kmsg.Fetch, VersionRange{4, 17}},             // v4 adds isolation level and aborted transactions
+	{kmsg.ListOffsets, VersionRange{1, 10}},       // v0 (offset arrays) is gone in Kafka 4
+	{kmsg.Metadata, VersionRange{0, 12}},          // v13 adds a top-level error code, not served yet
+	{kmsg.ApiVersions, VersionRange{0, 4}},        // newer asks get UNSUPPORTED_VERSION and the client retries lower
+	{kmsg.CreateTopics, VersionRange{2, 7}},       // Kafka 4 dropped v0-1
+	{kmsg.DeleteTopics, VersionRange{1, 6}},       // Kafka 4 dropped v0
+	{kmsg.InitProducerID, VersionRange{0, 5}},     // v5 is kmsg's newest
+	{kmsg.AddPartitionsToTxn, VersionRange{0, 5}}, // v4+ batch transactions and VerifyOnly, for brokers
+	{kmsg.AddOffsetsToTxn, VersionRange{0, 4}},
+	{kmsg.EndTxn, VersionRange{0, 5}}, // v5 (KIP-890 part 2) answers no new epoch: transaction.version 2 is not advertised
+	{kmsg.DescribeTransactions, VersionRange{0, 0}},
+	{kmsg.ListTransactions, VersionRange{0, 2}},
 	{kmsg.OffsetForLeaderEpoch, VersionRange{2, 4}}, // Kafka 4 dropped v0-1
 	{kmsg.DescribeCluster, VersionRange{0, 2}},      // v2 is kmsg's newest
 	{kmsg.DescribeConfigs, VersionRange{1, 4}},      // Kafka 4 dropped v0; read-only topic and broker configs

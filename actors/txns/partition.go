@@ -36,7 +36,18 @@ type partition struct {
 	// actor stops, so that no connection waits forever.
 	held    map[uint64]*Call
 	heldSeq uint64
+	// parked are calls for a transaction with a change in flight (most
+	// often its end: markers, then the Complete record). Kafka answers
+	// them CONCURRENT_TRANSACTIONS at once and the client backs off (20
+	// ms and more in franz-go); waiting here instead answers them as soon
+	// as the change is done, which is the next transaction's start.
+	parked map[string][]*Call
 }
+
+// parkLimit is how long a call waits for its transaction's change before
+// it is answered CONCURRENT_TRANSACTIONS after all (markers to a
+// partition without a leader can take long).
+const parkLimit = 5 * time.Second
 
 // continuation is work another goroutine hands back to the actor.
 type continuation struct {
@@ -45,7 +56,7 @@ type continuation struct {
 }
 
 func newPartitionProps(co *Coordinator, p int32, s *txnStore) *actor.Props {
-	a := &partition{co: co, p: p, store: s, held: map[uint64]*Call{}}
+	a := &partition{co: co, p: p, store: s, held: map[uint64]*Call{}, parked: map[string][]*Call{}}
 	return actor.PropsFromProducer(func() actor.Actor { return a },
 		// Senders are connections (bounded by their in-flight limit),
 		// the replica answering writes and the sweep: a bounded mailbox
@@ -69,6 +80,8 @@ func (a *partition) Receive(ctx actor.Context) {
 			return
 		}
 		a.handle(m)
+	case parkExpired:
+		a.expirePark(m.id, m.call)
 	case sweep:
 		if a.ensure() == nil {
 			a.expire(m.now)
@@ -82,10 +95,30 @@ func (a *partition) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		a.unload()
 		a.releaseAll(kerr.NotCoordinator)
+		return
 	}
+	a.unpark()
+}
+
+// callTxnID is the transactional id a call is about.
+func callTxnID(op any) string {
+	switch op := op.(type) {
+	case *kmsg.InitProducerIDRequest:
+		return *op.TransactionalID
+	case *AddOp:
+		return op.TransactionalID
+	case *kmsg.EndTxnRequest:
+		return op.TransactionalID
+	}
+	return ""
 }
 
 func (a *partition) handle(c *Call) {
+	id := callTxnID(c.op)
+	if t := a.txns[id]; t != nil && t.busy {
+		a.park(id, c)
+		return
+	}
 	switch op := c.op.(type) {
 	case *kmsg.InitProducerIDRequest:
 		a.initProducerID(c, op)
@@ -161,6 +194,64 @@ func (a *partition) releaseAll(err *kerr.Error) {
 	for id, c := range a.held {
 		delete(a.held, id)
 		c.reply(CallError(c.op, err))
+	}
+	for id, cs := range a.parked {
+		delete(a.parked, id)
+		for _, c := range cs {
+			c.reply(CallError(c.op, err))
+		}
+	}
+}
+
+// parkExpired ends a call's wait for its transaction.
+type parkExpired struct {
+	id   string
+	call *Call
+}
+
+func (a *partition) park(id string, c *Call) {
+	a.parked[id] = append(a.parked[id], c)
+	root, self := a.ctx.ActorSystem().Root, a.ctx.Self()
+	time.AfterFunc(parkLimit, func() { root.Send(self, parkExpired{id: id, call: c}) })
+}
+
+// expirePark answers CONCURRENT_TRANSACTIONS to c if it still waits.
+func (a *partition) expirePark(id string, c *Call) {
+	cs := a.parked[id]
+	for i, pc := range cs {
+		if pc == c {
+			a.parked[id] = append(cs[:i:i], cs[i+1:]...)
+			if len(a.parked[id]) == 0 {
+				delete(a.parked, id)
+			}
+			c.reply(CallError(c.op, kerr.ConcurrentTransactions))
+			return
+		}
+	}
+}
+
+// unpark handles, in arrival order, the calls of every transaction whose
+// change is done; it runs after each message, so a call goes on within
+// the message that finished the change.
+func (a *partition) unpark() {
+	for id, cs := range a.parked {
+		if t := a.txns[id]; t != nil && t.busy {
+			continue
+		}
+		delete(a.parked, id)
+		for i, c := range cs {
+			if t := a.txns[id]; t != nil && t.busy {
+				// The first call started a change of its own: the rest
+				// wait for that one.
+				a.parked[id] = append(a.parked[id], cs[i:]...)
+				break
+			}
+			if a.ensure() != nil {
+				c.reply(CallError(c.op, kerr.NotCoordinator))
+				continue
+			}
+			a.handle(c)
+		}
 	}
 }
 

@@ -52,6 +52,11 @@ type benchConfig struct {
 	rate        float64 // records/s over all clients; 0 = as fast as possible
 	against     string  // "", "kfake" or "kfake-blackhole"
 	cpuProfile  string  // pprof output of the first target's run, or ""
+	// txnRecords is how many records each transaction of a "+txn" target
+	// holds (bench_txn.go).
+	txnRecords int
+	// txn: this run's target produces in transactions (set per target).
+	txn bool
 }
 
 // benchTarget is one broker a run measures.
@@ -59,6 +64,7 @@ type benchTarget struct {
 	kind  string // "brokers", "embedded", "kfake" or "kfake-blackhole"
 	nodes int    // embedded: how many nodes
 	rf    int16  // replication factor of the bench topic
+	txn   bool   // produce in transactions of txnRecords records
 }
 
 // targets are the brokers the run measures, in order.
@@ -79,14 +85,18 @@ func (bc benchConfig) targets() []benchTarget {
 	}
 	var ts []benchTarget
 	for _, name := range bc.compare {
+		name, txn := strings.CutSuffix(name, "+txn")
+		var t benchTarget
 		switch name {
 		case "cluster":
-			ts = append(ts, benchTarget{kind: "embedded", nodes: bc.nodes, rf: rf})
+			t = benchTarget{kind: "embedded", nodes: bc.nodes, rf: rf}
 		case "single":
-			ts = append(ts, benchTarget{kind: "embedded", nodes: 1, rf: 1})
+			t = benchTarget{kind: "embedded", nodes: 1, rf: 1}
 		default:
-			ts = append(ts, benchTarget{kind: name, nodes: 1, rf: 1})
+			t = benchTarget{kind: name, nodes: 1, rf: 1}
 		}
+		t.txn = txn
+		ts = append(ts, t)
 	}
 	return ts
 }
@@ -171,11 +181,21 @@ func bench(args []string, stdout, stderr io.Writer) int {
 // measure runs the workload against one target, with the topic's
 // replication factor of that target.
 func measure(ctx context.Context, bc benchConfig, t benchTarget, stderr io.Writer) (benchResult, error) {
-	bc.replicationFactor = t.rf
+	bc.replicationFactor, bc.txn = t.rf, t.txn
+	// Every target gets a topic of its own: a "+txn" run on the same
+	// broker kind must not read the previous target's leftovers.
+	bc.topic += "-" + strconv.FormatUint(rand.Uint64()>>40, 16)
+	var r benchResult
+	var err error
 	if t.kind == "kfake" || t.kind == "kfake-blackhole" {
-		return measureKfake(ctx, bc, t.kind == "kfake-blackhole", stderr)
+		r, err = measureKfake(ctx, bc, t.kind == "kfake-blackhole", stderr)
+	} else {
+		r, err = measureTarget(ctx, bc, t, stderr)
 	}
-	return measureTarget(ctx, bc, t, stderr)
+	if err == nil && t.txn {
+		r.target += fmt.Sprintf(", transactions of %d", bc.txnRecords)
+	}
+	return r, err
 }
 
 // measureTarget runs the workload against --brokers, or an embedded broker
@@ -247,6 +267,7 @@ func defaultBenchConfig() benchConfig {
 		compression: "none",
 		duration:    30 * time.Second,
 		warmup:      2 * time.Second,
+		txnRecords:  100,
 	}
 }
 
@@ -257,7 +278,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	brokers := fs.String("brokers", "", "comma-separated seed brokers; empty starts an embedded broker on 127.0.0.1:0")
 	fs.IntVar(&bc.nodes, "nodes", bc.nodes, "nodes of the embedded broker: 1 is a single node; more start a cluster in this process (loopback ports, data under one temp dir)")
 	rf := fs.Int("replication-factor", 0, "replication factor of the topic on the embedded cluster or --brokers; 0 means the number of --nodes (1 with --brokers); a single node and kfake always get 1")
-	compare := fs.String("compare", "", `comma-separated targets run one after the other in this run, each with the same workload, instead of the target and --against: "cluster" (the embedded cluster of --nodes, 2 or more), "single" (an embedded single node), "kfake", "kfake-blackhole"; e.g. --nodes 3 --compare cluster,single,kfake`)
+	compare := fs.String("compare", "", `comma-separated targets run one after the other in this run, each with the same workload, instead of the target and --against: "cluster" (the embedded cluster of --nodes, 2 or more), "single" (an embedded single node), "kfake", "kfake-blackhole"; e.g. --nodes 3 --compare cluster,single,kfake; a "+txn" suffix (single+txn) produces in transactions of --txn-records records`)
+	fs.IntVar(&bc.txnRecords, "txn-records", bc.txnRecords, `records per transaction of the "+txn" targets of --compare`)
 	fs.StringVar(&bc.topic, "topic", bc.topic, "topic to create and produce to")
 	fs.IntVar(&bc.recordSize, "record-size", bc.recordSize, "bytes of random value per record")
 	partitions := fs.Int("partitions", int(bc.partitions), "partitions of the topic")
@@ -287,10 +309,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		if t = strings.TrimSpace(t); t == "" {
 			continue
 		}
-		switch t {
+		switch base, _ := strings.CutSuffix(t, "+txn"); base {
 		case "cluster", "single", "kfake", "kfake-blackhole":
 		default:
-			return bc, fmt.Errorf("--compare: %q is not cluster, single, kfake or kfake-blackhole", t)
+			return bc, fmt.Errorf("--compare: %q is not cluster, single, kfake or kfake-blackhole, with or without +txn", t)
 		}
 		if seen[t] {
 			return bc, fmt.Errorf("--compare: %s given twice", t)
@@ -298,7 +320,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		seen[t] = true
 		bc.compare = append(bc.compare, t)
 	}
-	embeddedCluster := bc.nodes > 1 && len(bc.brokers) == 0 && (len(bc.compare) == 0 || seen["cluster"])
+	embeddedCluster := bc.nodes > 1 && len(bc.brokers) == 0 && (len(bc.compare) == 0 || seen["cluster"] || seen["cluster+txn"])
 	switch {
 	case bc.topic == "":
 		return bc, errors.New("--topic: empty")
@@ -330,7 +352,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return bc, errors.New("--compare: runs embedded brokers and kfake; it does not take --brokers")
 	case len(bc.compare) > 0 && bc.against != "":
 		return bc, errors.New("--compare: lists every target; name kfake there instead of --against")
-	case seen["cluster"] && bc.nodes < 2:
+	case bc.txnRecords < 1:
+		return bc, fmt.Errorf("--txn-records: %d is less than 1", bc.txnRecords)
+	case (seen["cluster"] || seen["cluster+txn"]) && bc.nodes < 2:
 		return bc, errors.New("--compare: cluster needs --nodes 2 or more")
 	}
 	if len(bc.brokers) > 0 && bc.replicationFactor == 0 {
@@ -411,7 +435,11 @@ func produceBench(ctx context.Context, bc benchConfig, seeds []string) (benchRes
 
 	clients := make([]*kgo.Client, bc.concurrency)
 	for i := range clients {
-		if clients[i], err = kgo.NewClient(opts...); err != nil {
+		copts := opts
+		if bc.txn {
+			copts = append(copts[:len(copts):len(copts)], kgo.TransactionalID(fmt.Sprintf("%s-%d", bc.topic, i)))
+		}
+		if clients[i], err = kgo.NewClient(copts...); err != nil {
 			for _, c := range clients[:i] {
 				c.Close()
 			}
@@ -442,6 +470,10 @@ func produceBench(ctx context.Context, bc benchConfig, seeds []string) (benchRes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if bc.txn {
+				c.transactions(runCtx, bc.txnRecords)
+				return
+			}
 			if bc.rate > 0 {
 				// Offset each client's schedule so that the clients do
 				// not fire in lockstep.

@@ -110,15 +110,17 @@ func TestBenchTargets(t *testing.T) {
 		args []string
 		want []benchTarget
 	}{
-		{nil, []benchTarget{{"embedded", 1, 1}}},
-		{[]string{"--against", "kfake"}, []benchTarget{{"embedded", 1, 1}, {"kfake", 1, 1}}},
-		{[]string{"--brokers", "a:1"}, []benchTarget{{"brokers", 0, 1}}},
-		{[]string{"--brokers", "a:1", "--replication-factor", "3"}, []benchTarget{{"brokers", 0, 3}}},
-		{[]string{"--nodes", "3", "--against", "kfake"}, []benchTarget{{"embedded", 3, 3}, {"kfake", 1, 1}}},
-		{[]string{"--nodes", "3", "--replication-factor", "2"}, []benchTarget{{"embedded", 3, 2}}},
+		{nil, []benchTarget{{"embedded", 1, 1, false}}},
+		{[]string{"--against", "kfake"}, []benchTarget{{"embedded", 1, 1, false}, {"kfake", 1, 1, false}}},
+		{[]string{"--brokers", "a:1"}, []benchTarget{{"brokers", 0, 1, false}}},
+		{[]string{"--brokers", "a:1", "--replication-factor", "3"}, []benchTarget{{"brokers", 0, 3, false}}},
+		{[]string{"--nodes", "3", "--against", "kfake"}, []benchTarget{{"embedded", 3, 3, false}, {"kfake", 1, 1, false}}},
+		{[]string{"--nodes", "3", "--replication-factor", "2"}, []benchTarget{{"embedded", 3, 2, false}}},
 		{[]string{"--nodes", "3", "--compare", "cluster, single,kfake"},
-			[]benchTarget{{"embedded", 3, 3}, {"embedded", 1, 1}, {"kfake", 1, 1}}},
-		{[]string{"--compare", "kfake-blackhole,single"}, []benchTarget{{"kfake-blackhole", 1, 1}, {"embedded", 1, 1}}},
+			[]benchTarget{{"embedded", 3, 3, false}, {"embedded", 1, 1, false}, {"kfake", 1, 1, false}}},
+		{[]string{"--compare", "single+txn,single,kfake+txn"},
+			[]benchTarget{{"embedded", 1, 1, true}, {"embedded", 1, 1, false}, {"kfake", 1, 1, true}}},
+		{[]string{"--compare", "kfake-blackhole,single"}, []benchTarget{{"kfake-blackhole", 1, 1, false}, {"embedded", 1, 1, false}}},
 	} {
 		bc, err := parseBenchFlags(tc.args, &bytes.Buffer{})
 		if err != nil {

@@ -211,7 +211,7 @@ func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetc
 	if committed {
 		// Kafka sends an empty list, not null, to a read_committed fetch.
 		sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
-		if tg.offset >= lso && tg.offset <= v.HighWatermark() {
+		if tg.offset >= lso && tg.offset >= v.LogStartOffset() && tg.offset <= v.HighWatermark() {
 			return 0 // nothing stable to return yet
 		}
 	}

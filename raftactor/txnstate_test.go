@@ -329,3 +329,60 @@ func TestTxnStateReplayed(t *testing.T) {
 	// The replayed open transaction goes on without verification.
 	do(EncodeProduce(txnBatch("b", 1, 71, 0, 1)))
 }
+
+// Retention that deletes the segments of an aborted transaction drops its
+// index entry; a later one stays.
+func TestTxnAbortedIndexPrunedByRetention(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, filepath.Join(dir, "db"))
+	defer db.Close()
+	p, _, err := OpenPartition(PartitionConfig{
+		Group: 5, Dir: filepath.Join(dir, "t-0"), DB: db,
+		Log:       storage.LogOptions{SegmentBytes: 1200},
+		Retention: &RetentionConfig{Ms: -1, Bytes: 2500, CheckEvery: time.Hour},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(false)
+	now := time.Now()
+	if err := p.Maintain(now); err != nil {
+		t.Fatal(err)
+	}
+	big := func(seq int32) []byte {
+		b := bigBatch(now.UnixMilli())
+		binary.BigEndian.PutUint64(b[43:], 80)
+		binary.BigEndian.PutUint16(b[51:], 0)
+		binary.BigEndian.PutUint32(b[53:], uint32(seq))
+		binary.BigEndian.PutUint16(b[21:], binary.BigEndian.Uint16(b[21:])|0x10)
+		binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+		return b
+	}
+	index := uint64(0)
+	write := func(cmd []byte) {
+		t.Helper()
+		index++
+		if r := applyAsLeader(t, p, index, 2, cmd, now).(*ProduceResult); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	write(EncodeVerifiedProduce(big(0)))
+	write(EncodeProduce(marker(80, 0, false, 0)))
+	for range 10 {
+		write(EncodeProduce(bigBatch(now.UnixMilli())))
+	}
+	write(EncodeVerifiedProduce(big(1)))
+	write(EncodeProduce(marker(80, 0, false, 0)))
+	p.Applied()
+	if n := len(p.Txns().Aborted); n != 2 {
+		t.Fatalf("%d aborted transactions indexed, want 2", n)
+	}
+	if err := p.Maintain(now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	start := p.View().LogStartOffset()
+	want := []AbortedTxn{{ProducerID: 80, FirstOffset: 12, LastOffset: 13}}
+	if got := p.Txns().Aborted; start < 2 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("log start %d, aborted index %v; want the first transaction's segments gone and %v", start, got, want)
+	}
+}

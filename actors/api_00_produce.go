@@ -6,6 +6,13 @@ package actors
 // acks=1 are answered once the batch is applied, which is after the raft
 // log holding it was fsynced; acks=0 consumes its place in the response
 // order and writes nothing.
+//
+// Transactional batches (KIP-890 part 1): a batch of a producer whose
+// transaction is not yet open in the partition (its published TxnView)
+// is first verified with the transaction coordinator
+// (verifyTxnPartitions), and proposed as verified only if the coordinator
+// confirms the partition is in the producer's ongoing transaction; the
+// partition's leader refuses an unverified batch that would start one.
 
 import (
 	"errors"
@@ -44,6 +51,37 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 	if req.Acks != 0 {
 		replyTo = ctx.Self()
 	}
+	// A transactional batch without a transactional id: Kafka answers the
+	// whole request so (its authorization of the id fails).
+	txnNoID := req.TransactionID == nil && hasTransactionalBatch(req)
+	var verify map[txnProducer]*txnVerify
+	propose := func(h *partitionHandle, sp *kmsg.ProduceResponseTopicPartition, cmd []byte) {
+		ctx.Send(h.pid, &raftactor.Propose{
+			Data:    cmd,
+			ReplyTo: replyTo,
+			Then: func(v any, err error) {
+				if answered {
+					return // timed out; the client retries (idempotently)
+				}
+				pending--
+				sp.ErrorCode = 0
+				if err != nil {
+					sp.ErrorCode = proposeErrCode(err)
+					if sp.ErrorCode == kerr.NotLeaderForPartition.Code {
+						c.b.metrics.notLeader.Inc()
+					}
+				} else {
+					res := v.(*raftactor.ProduceResult)
+					if res.Err != nil {
+						sp.ErrorCode = res.Err.Code
+					} else {
+						sp.BaseOffset, sp.LogStartOffset = res.BaseOffset, res.LogStartOffset
+					}
+				}
+				finish()
+			},
+		})
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -59,6 +97,10 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
 			if !validAcks {
 				sp.ErrorCode = kerr.InvalidRequiredAcks.Code
+				continue
+			}
+			if txnNoID {
+				sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 				continue
 			}
 			h := c.b.replicas.get(rt.Topic, rp.Partition)
@@ -96,32 +138,47 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			bytesIn += len(rp.Records)
 			// Stays the answer if the replica does not reply in time.
 			sp.ErrorCode = kerr.RequestTimedOut.Code
-			ctx.Send(h.pid, &raftactor.Propose{
-				Data:    raftactor.EncodeProduce(rp.Records),
-				ReplyTo: replyTo,
-				Then: func(v any, err error) {
-					if answered {
-						return // timed out; the client retries (idempotently)
+			if bh.Transactional() && !h.sm.Txns().OpenFor(bh.ProducerID, bh.ProducerEpoch) {
+				if verify == nil {
+					verify = make(map[txnProducer]*txnVerify)
+				}
+				k := txnProducer{bh.ProducerID, bh.ProducerEpoch}
+				tv := verify[k]
+				if tv == nil {
+					tv = &txnVerify{parts: make(map[string][]int32)}
+					verify[k] = tv
+				}
+				tv.parts[rt.Topic] = append(tv.parts[rt.Topic], rp.Partition)
+				tv.waiting = append(tv.waiting, txnWaiting{h, sp, rt.Topic, rp.Partition, rp.Records})
+				continue
+			}
+			propose(h, sp, raftactor.EncodeProduce(rp.Records))
+		}
+	}
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	for k, tv := range verify {
+		c.b.verifyTxnPartitions(*req.TransactionID, k.pid, k.epoch, tv.parts, func(errs map[string]map[int32]*kerr.Error) {
+			// Back on the connection's actor: the response is its own.
+			root.Send(self, &deferred{fn: func() {
+				if answered {
+					return
+				}
+				for _, w := range tv.waiting {
+					perr, ok := errs[w.topic][w.partition]
+					switch {
+					case !ok:
+						// Not answered for: not confirmed, so not written.
+						perr = kerr.InvalidTxnState
+					case perr == nil:
+						propose(w.h, w.sp, raftactor.EncodeVerifiedProduce(w.records))
+						continue
 					}
 					pending--
-					sp.ErrorCode = 0
-					if err != nil {
-						sp.ErrorCode = proposeErrCode(err)
-						if sp.ErrorCode == kerr.NotLeaderForPartition.Code {
-							c.b.metrics.notLeader.Inc()
-						}
-					} else {
-						res := v.(*raftactor.ProduceResult)
-						if res.Err != nil {
-							sp.ErrorCode = res.Err.Code
-						} else {
-							sp.BaseOffset, sp.LogStartOffset = res.BaseOffset, res.LogStartOffset
-						}
-					}
-					finish()
-				},
-			})
-		}
+					w.sp.ErrorCode = perr.Code
+				}
+				finish()
+			}})
+		})
 	}
 	if bytesIn > 0 {
 		c.b.metrics.bytesIn.Add(float64(bytesIn))
@@ -137,6 +194,41 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 		})
 	}
 	finish()
+}
+
+// txnProducer is a transactional producer's id and epoch.
+type txnProducer struct {
+	pid   int64
+	epoch int16
+}
+
+// txnVerify is what one produce request asks the coordinator to verify
+// for one producer, and the partitions waiting for the answer.
+type txnVerify struct {
+	parts   map[string][]int32
+	waiting []txnWaiting
+}
+
+type txnWaiting struct {
+	h         *partitionHandle
+	sp        *kmsg.ProduceResponseTopicPartition
+	topic     string
+	partition int32
+	records   []byte
+}
+
+// hasTransactionalBatch reports whether any partition of req carries a
+// batch with the transactional attribute (Kafka's
+// ProduceRequest.hasTransactionalRecords).
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			if h, err := protocol.ParseBatchHeader(rp.Records); err == nil && h.Transactional() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // produceTimeout is how long a produce waits for its replicas: the

@@ -5,6 +5,12 @@ package actors
 // partition's immutable read view; a fetch with fewer than MinBytes waits
 // until a view changes or MaxWaitMs passes. Record bytes are the stored
 // batches, byte for byte.
+//
+// read_committed (isolation level 1, v4+) returns only batches below the
+// last stable offset (LSO: the first offset of the oldest open
+// transaction), with the aborted transactions in the range returned, so
+// the consumer drops their batches. LastStableOffset is the LSO at either
+// isolation level, on the leader and on a follower serving (KIP-392).
 
 import (
 	"errors"
@@ -15,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/chronik-actor/chronik-actor/protocol"
 	"github.com/chronik-actor/chronik-actor/raftactor"
 	"github.com/chronik-actor/chronik-actor/storage"
 )
@@ -124,6 +131,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest, targets []*fetchTarget, full 
 	var waits []<-chan struct{}
 	var st *kmsg.FetchResponseTopic
 	var sent []sentUpdate
+	committed := req.Version >= 4 && req.IsolationLevel == 1
 	for _, tg := range targets {
 		sp := kmsg.NewFetchResponseTopicPartition()
 		sp.Partition = tg.partition
@@ -153,11 +161,11 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest, targets []*fetchTarget, full 
 			if servingErr(h) != nil && tg.offset > v.HighWatermark() {
 				// A follower behind the offset the consumer reached on
 				// the leader: nothing yet, not out of range.
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), lastStable(h, v), v.LogStartOffset()
 				waits = append(waits, v.Changed())
 				break
 			}
-			sp.ErrorCode = b.readPartition(h, v, tg, &sp, maxBytes-size, size == 0)
+			sp.ErrorCode = b.readPartition(h, v, tg, &sp, maxBytes-size, size == 0, committed)
 			size += int64(len(sp.RecordBatches))
 			if sp.ErrorCode == 0 {
 				waits = append(waits, v.Changed())
@@ -187,11 +195,26 @@ type sentUpdate struct {
 
 func (s sentUpdate) apply() { s.tg.sentHW, s.tg.sentLSO, s.tg.sentStart = s.hw, s.lso, s.logStart }
 
-func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetchTarget, sp *kmsg.FetchResponseTopicPartition, room int64, first bool) int16 {
+// lastStable is the LSO of the partition's view v. v must be taken first
+// (raftactor.TxnView.LastStable).
+func lastStable(h *partitionHandle, v *storage.ReadView) int64 {
+	return h.sm.Txns().LastStable(v.HighWatermark())
+}
+
+func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetchTarget, sp *kmsg.FetchResponseTopicPartition, room int64, first, committed bool) int16 {
 	if code := checkLeaderEpoch(h, tg.leaderEpoch); code != 0 {
 		return code
 	}
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
+	txns := h.sm.Txns() // after the view: see lastStable
+	lso := txns.LastStable(v.HighWatermark())
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), lso, v.LogStartOffset()
+	if committed {
+		// Kafka sends an empty list, not null, to a read_committed fetch.
+		sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+		if tg.offset >= lso && tg.offset >= v.LogStartOffset() && tg.offset <= v.HighWatermark() {
+			return 0 // nothing stable to return yet
+		}
+	}
 	limit := int64(tg.maxBytes)
 	if room < limit {
 		limit = room
@@ -214,10 +237,35 @@ func (b *Broker) readPartition(h *partitionHandle, v *storage.ReadView, tg *fetc
 		// response may go over the response's MaxBytes.
 		return 0
 	}
+	if committed && len(data) > 0 {
+		var upper int64
+		data, upper = cutAt(data, lso)
+		for _, a := range txns.AbortedIn(tg.offset, upper) {
+			at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+			at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+			sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		}
+	}
 	if data != nil {
 		sp.RecordBatches = data
 	}
 	return 0
+}
+
+// cutAt keeps the whole batches of data that start below limit (the LSO:
+// a transaction's first batch, or the high watermark, so no batch spans
+// it) and returns them with the offset after the last one kept.
+func cutAt(data []byte, limit int64) ([]byte, int64) {
+	n, upper := 0, int64(0)
+	for n+protocol.BatchHeaderSize <= len(data) {
+		h, err := protocol.ParseBatchHeader(data[n:])
+		if err != nil || h.BaseOffset >= limit {
+			break
+		}
+		n += int(h.Length) + 12
+		upper = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+	}
+	return data[:n], upper
 }
 
 // preferReplica answers a consumer in rack, at the leader, with the
@@ -236,7 +284,7 @@ func (b *Broker) preferReplica(h *partitionHandle, rack string, sp *kmsg.FetchRe
 		if r := b.rackOf(node); r != nil && *r == rack && node != b.cfg.NodeID && b.live(node) {
 			v := h.sm.View()
 			sp.PreferredReadReplica = node
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), v.HighWatermark(), v.LogStartOffset()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = v.HighWatermark(), lastStable(h, v), v.LogStartOffset()
 			return true
 		}
 	}

@@ -4,6 +4,9 @@ package actors
 // tiered storage), latest (-1), max timestamp (-3), and the first offset
 // whose record timestamp is at or after a given time. The time lookups
 // read segments, so the request is served off the connection actor.
+// With read_committed (isolation level 1, v2+) latest is the last stable
+// offset, and a timestamp lookup finds nothing at or past it, as Kafka's
+// lastFetchableOffset.
 
 import (
 	"errors"
@@ -39,7 +42,7 @@ func (b *Broker) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 				sp.ErrorCode = servingErr(h).Code
 			default:
 				if sp.ErrorCode = checkLeaderEpoch(h, rp.CurrentLeaderEpoch); sp.ErrorCode == 0 {
-					sp.ErrorCode = lookupOffset(h, rp.Timestamp, &sp)
+					sp.ErrorCode = lookupOffset(h, rp.Timestamp, req.Version >= 2 && req.IsolationLevel == 1, &sp)
 				}
 			}
 			st.Partitions = append(st.Partitions, sp)
@@ -49,12 +52,16 @@ func (b *Broker) listOffsets(req *kmsg.ListOffsetsRequest) kmsg.Response {
 	return resp
 }
 
-func lookupOffset(h *partitionHandle, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
+func lookupOffset(h *partitionHandle, ts int64, committed bool, sp *kmsg.ListOffsetsResponseTopicPartition) int16 {
 	v := h.sm.View()
 	epoch := h.replica.Term()
+	fetchable := v.HighWatermark()
+	if committed {
+		fetchable = lastStable(h, v)
+	}
 	switch ts {
 	case -1: // latest
-		sp.Offset, sp.LeaderEpoch = v.HighWatermark(), epoch
+		sp.Offset, sp.LeaderEpoch = fetchable, epoch
 		return 0
 	case -2, -4, -5: // earliest; earliest local; (no tiered storage)
 		sp.Offset, sp.LeaderEpoch = v.LogStartOffset(), epoch
@@ -95,13 +102,17 @@ func lookupOffset(h *partitionHandle, ts int64, sp *kmsg.ListOffsetsResponseTopi
 			break
 		}
 	}
-	if best < 0 {
-		// The batch's max timestamp qualified but no record did (a
-		// producer that wrote an inconsistent header): use the batch.
-		sp.Offset, sp.Timestamp = h0.BaseOffset, h0.MaxTimestamp
-	} else {
-		sp.Offset, sp.Timestamp = offs[best], tss[best]
+	// With no record found, the batch's max timestamp qualified but no
+	// record did (a producer that wrote an inconsistent header): use the
+	// batch.
+	off, t := h0.BaseOffset, h0.MaxTimestamp
+	if best >= 0 {
+		off, t = offs[best], tss[best]
 	}
+	if off >= fetchable {
+		return 0 // not readable at this isolation level: -1, -1
+	}
+	sp.Offset, sp.Timestamp = off, t
 	sp.LeaderEpoch = h0.PartitionLeaderEpoch
 	return 0
 }

@@ -39,6 +39,9 @@ var apiTable = []struct {
 	{kmsg.DescribeCluster, VersionRange{0, 2}},      // v2 is kmsg's newest
 	{kmsg.DescribeConfigs, VersionRange{1, 4}},      // Kafka 4 dropped v0; read-only topic and broker configs
 	{kmsg.CreatePartitions, VersionRange{0, 3}},     // v3 is kmsg's newest; adds partitions, every replica on this node
+	// Transactions (the coordinator's APIs are served beside the groups').
+	{kmsg.WriteTxnMarkers, VersionRange{1, 1}},   // Kafka 4 dropped v0; v2 (TransactionVersion) is Kafka 4.2's
+	{kmsg.DescribeProducers, VersionRange{0, 0}}, // KIP-664
 	// Classic consumer groups. Kafka 4 dropped some of the oldest versions
 	// (KIP-896), but kafka-go and sarama still send them (FindCoordinator
 	// v0, JoinGroup v1, OffsetCommit v2, ...) and kmsg encodes them all, so

@@ -48,6 +48,11 @@ func (r *Result) Run() {
 	}
 }
 
+// Inspect runs Fn on the replica's goroutine, between applies: a reader
+// of state only the actor may touch (Partition.Producers) sends it, and
+// Fn hands the answer back on its own (a future, a channel).
+type Inspect struct{ Fn func() }
+
 // Tick is the node ticker's heartbeat to every replica.
 type Tick struct{}
 

@@ -120,6 +120,12 @@ type Partition struct {
 	publishErr error
 
 	pubEpochs atomic.Pointer[[]EpochStart]
+	// aborted is the aborted-transaction index (txnstate.go), in marker
+	// order; txnDirty says the transaction state changed since pubTxns
+	// was published.
+	aborted  []AbortedTxn
+	txnDirty bool
+	pubTxns  atomic.Pointer[TxnView]
 	// clock is the latest leader's wall clock carried by an applied entry
 	// (Prepare), in ms: what idempotence expiry goes by, so every replica
 	// keeps the same producer state from the log alone.
@@ -143,6 +149,9 @@ type partitionCheckpoint struct {
 	Producers map[int64]*producerEntry `json:"producers"`
 	Epochs    []EpochStart             `json:"epochs"`
 	Clock     int64                    `json:"clock,omitempty"`
+	// Aborted is the aborted-transaction index; the open transactions
+	// are in Producers.
+	Aborted []AbortedTxn `json:"aborted,omitempty"`
 }
 
 // OpenPartition loads the last checkpoint and opens the segments at its
@@ -173,11 +182,13 @@ func OpenPartition(cfg PartitionConfig) (*Partition, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs, clock: cp.Clock, next: cp.Position.NextOffset}
-	p.pubLog.Store(l)
+	p := &Partition{cfg: cfg, log: l, producers: newProducerTable(), epochs: cp.Epochs, clock: cp.Clock, next: cp.Position.NextOffset, aborted: cp.Aborted}
 	if cp.Producers != nil {
 		p.producers.m = cp.Producers
 	}
+	p.pruneAborted(l.View().LogStartOffset())
+	p.publishTxns(true)
+	p.pubLog.Store(l)
 	p.publishEpochs()
 	if cfg.Observer != nil {
 		if err := replayLog(l.View(), cfg.Observer); err != nil {
@@ -253,7 +264,7 @@ func (p *Partition) Apply(index, term uint64, data []byte) any {
 	}
 	p.unapplied = p.unapplied[1:]
 	if h.ProducerID >= 0 {
-		p.producers.record(h, base, p.clock)
+		p.applyTxn(h, payload, base)
 	}
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.ObserveBatch(payload)
@@ -276,6 +287,7 @@ func (p *Partition) publishEpochs() {
 // Applied implements StateMachine: publish one view per Ready, so fetches
 // and parked readers see the new data at once.
 func (p *Partition) Applied() bool {
+	p.publishTxns(false)
 	if err := p.log.PublishThrough(p.next); err != nil && p.publishErr == nil {
 		p.publishErr = err // Apply checked this could not happen; halt at the next
 	}
@@ -342,6 +354,8 @@ func (p *Partition) maintainRetention(now time.Time) error {
 	p.lastRetention = now
 	_, err := p.log.ApplyRetention(now, rc.Ms, rc.Bytes)
 	p.retentionSegs = p.log.SegmentCount()
+	p.pruneAborted(p.log.View().LogStartOffset())
+	p.publishTxns(false)
 	if err != nil {
 		return fmt.Errorf("partition %s: retention: %w", p.cfg.Dir, err)
 	}
@@ -363,7 +377,7 @@ func (p *Partition) Checkpoint(index uint64) Checkpoint {
 	return &partitionCp{
 		key:     storage.GroupMetaKey(p.cfg.Group, "checkpoint"),
 		job:     p.log.PrepareSyncPublished(),
-		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock},
+		data:    partitionCheckpoint{Index: index, Producers: prods, Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock, Aborted: append([]AbortedTxn(nil), p.aborted...)},
 		log:     p.log,
 		deletes: deletes,
 		sync:    sync,

@@ -19,6 +19,10 @@ import (
 //	[16]    kind: kindBatch or kindDuplicate
 //	[17:]   the record batch (kindBatch), or its header (kindDuplicate)
 //
+// A command may also be kindVerified (EncodeVerifiedProduce): a batch
+// whose transaction the coordinator confirmed. Prepare turns it into a
+// kindBatch entry, so only the leader ever sees that kind.
+//
 // A batch is final when proposed: its leader gave it its base offset and
 // stamped its epoch (the raft term) into partitionLeaderEpoch (Prepare),
 // and every replica writes those bytes into its segment as it persists the
@@ -31,7 +35,19 @@ const (
 
 	kindBatch     = 0
 	kindDuplicate = 1
+	kindVerified  = 2
 )
+
+// EncodeVerifiedProduce is EncodeProduce for a transactional batch whose
+// partition the transaction coordinator confirmed is in the producer's
+// ongoing transaction (KIP-890 part 1: AddPartitionsToTxn, or its
+// VerifyOnly form). Only such a command may start a transaction in the
+// partition; an unverified one gets INVALID_TXN_STATE.
+func EncodeVerifiedProduce(batch []byte) []byte {
+	cmd := EncodeProduce(batch)
+	cmd[kindAt] = kindVerified
+	return cmd
+}
 
 // persistedBatch is a batch in the segments whose entry is not applied.
 type persistedBatch struct {
@@ -66,9 +82,11 @@ func (p *Partition) Prepare(cmd []byte, term uint64, now time.Time) ([]byte, any
 	if sp == nil {
 		return nil, &ProduceResult{Err: kerr.NotLeaderForPartition}, false
 	}
-	if len(cmd) < produceHeader+protocol.BatchHeaderSize || cmd[kindAt] != kindBatch {
+	if len(cmd) < produceHeader+protocol.BatchHeaderSize || (cmd[kindAt] != kindBatch && cmd[kindAt] != kindVerified) {
 		return nil, &ProduceResult{Err: kerr.CorruptMessage}, false
 	}
+	verified := cmd[kindAt] == kindVerified
+	cmd[kindAt] = kindBatch
 	batch := cmd[produceHeader:]
 	h, err := protocol.ParseBatchHeader(batch)
 	if err != nil {
@@ -77,21 +95,36 @@ func (p *Partition) Prepare(cmd []byte, term uint64, now time.Time) ([]byte, any
 	clock := max(now.UnixMilli(), p.clock)
 	binary.BigEndian.PutUint64(cmd[CommandHeader:], uint64(clock))
 	var prev *producerEntry
+	var marker *txnMarker
+	if h.Control() {
+		// Only the broker writes markers (WriteTxnMarkers); a client's
+		// control batch never gets here (ValidateProduceBatch).
+		if marker, err = parseMarker(batch); err != nil || h.ProducerID < 0 {
+			return nil, &ProduceResult{Err: kerr.InvalidRecord}, false
+		}
+	}
 	if h.ProducerID >= 0 {
 		prev = sp.producers[h.ProducerID]
 		if prev == nil {
 			prev = p.producers.m[h.ProducerID]
 		}
-		off, dup, kerrv := checkProducer(prev, h, clock)
-		switch {
-		case kerrv != nil:
+		if marker == nil && h.BaseSequence >= 0 {
+			// The broker's own writes carry no sequence: no idempotence
+			// check for them, only the epoch's (prepareTxn).
+			off, dup, kerrv := checkProducer(prev, h, clock)
+			switch {
+			case kerrv != nil:
+				return nil, &ProduceResult{Err: kerrv}, false
+			case dup && off < p.next:
+				return nil, &ProduceResult{BaseOffset: off, LogStartOffset: p.log.View().LogStartOffset()}, false
+			case dup:
+				cmd[kindAt] = kindDuplicate
+				sp.undo = func() {}
+				return cmd[:produceHeader+protocol.BatchHeaderSize], nil, true
+			}
+		}
+		if kerrv := prepareTxn(prev, h, marker, verified, clock); kerrv != nil {
 			return nil, &ProduceResult{Err: kerrv}, false
-		case dup && off < p.next:
-			return nil, &ProduceResult{BaseOffset: off, LogStartOffset: p.log.View().LogStartOffset()}, false
-		case dup:
-			cmd[kindAt] = kindDuplicate
-			sp.undo = func() {}
-			return cmd[:produceHeader+protocol.BatchHeaderSize], nil, true
 		}
 	}
 	base := sp.next
@@ -103,7 +136,7 @@ func (p *Partition) Prepare(cmd []byte, term uint64, now time.Time) ([]byte, any
 		return cmd, nil, true
 	}
 	had, inSpec := sp.producers[h.ProducerID]
-	sp.producers[h.ProducerID] = recordProducer(prev, h, base, clock, true)
+	sp.producers[h.ProducerID] = recordProducer(prev, h, base, clock, true, marker)
 	sp.undo = func() {
 		sp.next = base
 		if inSpec {

@@ -15,7 +15,8 @@ import (
 )
 
 // A partition's raft snapshot: the descriptor is the checkpoint a
-// follower needs (position, producer table, epochs); the body is the
+// follower needs (position, producer table with the open transactions,
+// aborted-transaction index, epochs); the body is the
 // segment files of the leader's read view, which a follower stages in
 // <dir>.snap-<index>, fsyncs, and swaps in for its own directory.
 
@@ -36,7 +37,7 @@ func (p *Partition) Snapshot(index uint64) ([]byte, func(io.Writer) error, error
 	v := p.log.View()
 	segs := v.Segments()
 	desc := partitionSnapshot{
-		Checkpoint: partitionCheckpoint{Index: index, Position: v.Position(), Producers: p.producers.snapshot(), Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock},
+		Checkpoint: partitionCheckpoint{Index: index, Position: v.Position(), Producers: p.producers.snapshot(), Epochs: append([]EpochStart(nil), p.epochs...), Clock: p.clock, Aborted: append([]AbortedTxn(nil), p.aborted...)},
 		Segments:   segs,
 	}
 	data, err := json.Marshal(desc)
@@ -103,7 +104,8 @@ func (p *Partition) Restore(index uint64, data []byte, staged any, b *pebble.Bat
 }
 
 // Installed implements Snapshotter: swap the staged directory in, reopen
-// the log there, and take the snapshot's producers and epochs.
+// the log there, and take the snapshot's producers, aborted-transaction
+// index and epochs.
 func (p *Partition) Installed() error {
 	st := p.restoring
 	p.restoring = nil
@@ -121,11 +123,15 @@ func (p *Partition) Installed() error {
 		return err
 	}
 	p.log = l
-	p.pubLog.Store(l)
 	p.producers = newProducerTable()
 	if st.desc.Checkpoint.Producers != nil {
 		p.producers.m = st.desc.Checkpoint.Producers
 	}
+	p.aborted = st.desc.Checkpoint.Aborted
+	p.pruneAborted(l.View().LogStartOffset())
+	// The transaction state before the view: see TxnView.LastStable.
+	p.publishTxns(true)
+	p.pubLog.Store(l)
 	p.epochs = st.desc.Checkpoint.Epochs
 	p.next = st.desc.Checkpoint.Position.NextOffset
 	p.unapplied, p.spec = nil, nil

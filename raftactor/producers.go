@@ -28,6 +28,19 @@ type producerEntry struct {
 	// which a producer may set in the past) at the producer's last batch,
 	// for expiry (Kafka: producer.id.expiration.ms).
 	LastWrite int64 `json:"last_write,omitempty"`
+	// LastTimestamp is the max timestamp of the producer's last batch or
+	// marker, for DescribeProducers.
+	LastTimestamp int64 `json:"last_ts,omitempty"`
+	// TxnOpen says the producer has a transaction open here, whose first
+	// batch is at TxnFirst: it holds the last stable offset, and a marker
+	// ends it (txnstate.go). A producer with an open transaction never
+	// expires: forgetting it would release the LSO over uncommitted data.
+	TxnOpen  bool  `json:"txn_open,omitempty"`
+	TxnFirst int64 `json:"txn_first,omitempty"`
+	// CoordEpoch is the transaction coordinator's epoch in the producer's
+	// last marker here, -1 before any: a marker from an older coordinator
+	// is fenced (Kafka's ProducerStateEntry.coordinatorEpoch).
+	CoordEpoch int32 `json:"coord_epoch,omitempty"`
 }
 
 // producerExpiry is how long an idle producer's state is kept, Kafka's
@@ -76,34 +89,65 @@ func checkProducer(e *producerEntry, h protocol.BatchHeader, clock int64) (dupOf
 			return b.BaseOffset, true, nil
 		}
 	}
-	if n := len(e.Batches); n > 0 && h.BaseSequence != nextSeq(e.Batches[n-1].LastSeq) {
+	n := len(e.Batches)
+	if n > 0 && h.BaseSequence != nextSeq(e.Batches[n-1].LastSeq) {
+		return 0, false, kerr.OutOfOrderSequenceNumber
+	}
+	if n == 0 && h.BaseSequence != 0 {
+		// The producer is known with no batch at this epoch: a marker set
+		// it (the coordinator bumped the epoch, or this partition got only
+		// markers). As Kafka's ProducerAppendInfo, the sequences start
+		// again at 0.
 		return 0, false, kerr.OutOfOrderSequenceNumber
 	}
 	return 0, false, nil
 }
 
-// record remembers a batch that was written at baseOffset.
+// record remembers a data batch that was written at baseOffset.
 func (t *producerTable) record(h protocol.BatchHeader, baseOffset int64, clock int64) {
-	t.m[h.ProducerID] = recordProducer(t.m[h.ProducerID], h, baseOffset, clock, false)
+	t.m[h.ProducerID] = recordProducer(t.m[h.ProducerID], h, baseOffset, clock, false, nil)
 }
 
 // recordProducer adds the batch to the producer's entry e (nil: none) and
-// returns the entry to keep: e itself, or a new one when the batch starts
-// a new epoch or e expired; with fresh, never e (a leader's speculation
-// must not touch the applied table's entries).
-func recordProducer(e *producerEntry, h protocol.BatchHeader, baseOffset, clock int64, fresh bool) *producerEntry {
+// returns the entry to keep: e itself, or a new one when e expired; with
+// fresh, never e (a leader's speculation must not touch the applied
+// table's entries). A new epoch starts the sequence window again but keeps
+// the producer's open transaction and coordinator epoch, as Kafka's
+// ProducerStateEntry.maybeUpdateProducerEpoch does.
+//
+// m is the marker a control batch carries (nil for data): it ends the open
+// transaction and records the coordinator's epoch. A data batch without a
+// sequence (the broker's own write, see protocol.BuildTransactionalBatch)
+// adds nothing to the window. A transactional data batch opens the
+// producer's transaction at baseOffset unless one is open.
+func recordProducer(e *producerEntry, h protocol.BatchHeader, baseOffset, clock int64, fresh bool, m *txnMarker) *producerEntry {
 	switch {
-	case e == nil || e.Epoch != h.ProducerEpoch || expired(e, clock):
-		e = &producerEntry{Epoch: h.ProducerEpoch}
+	case e == nil || expired(e, clock):
+		e = &producerEntry{Epoch: h.ProducerEpoch, CoordEpoch: -1}
 	case fresh:
 		c := *e
 		c.Batches = append(make([]batchMeta, 0, producerWindow+1), e.Batches...)
 		e = &c
 	}
-	e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
+	if e.Epoch != h.ProducerEpoch {
+		e.Epoch = h.ProducerEpoch
+		e.Batches = e.Batches[:0]
+	}
 	e.LastWrite = clock
-	if len(e.Batches) > producerWindow {
-		e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
+	e.LastTimestamp = h.MaxTimestamp
+	if m != nil {
+		e.TxnOpen, e.TxnFirst = false, 0
+		e.CoordEpoch = m.coordinatorEpoch
+		return e
+	}
+	if h.BaseSequence >= 0 {
+		e.Batches = append(e.Batches, batchMeta{FirstSeq: h.BaseSequence, LastSeq: h.LastSequence(), BaseOffset: baseOffset})
+		if len(e.Batches) > producerWindow {
+			e.Batches = append(e.Batches[:0], e.Batches[len(e.Batches)-producerWindow:]...)
+		}
+	}
+	if h.Transactional() && !e.TxnOpen {
+		e.TxnOpen, e.TxnFirst = true, baseOffset
 	}
 	return e
 }
@@ -120,7 +164,7 @@ func (t *producerTable) expire(clock int64) {
 }
 
 func expired(e *producerEntry, clock int64) bool {
-	return e.LastWrite < clock-producerExpiry.Milliseconds()
+	return !e.TxnOpen && e.LastWrite < clock-producerExpiry.Milliseconds()
 }
 
 // nextSeq is the sequence after s; sequences wrap to 0 after MaxInt32.

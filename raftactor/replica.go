@@ -261,6 +261,8 @@ func (r *Replica) Receive(ctx actor.Context) {
 		r.transfer(ctx, m)
 	case *checkpointDone:
 		r.finishCheckpoint(ctx, m)
+	case *Inspect:
+		m.Fn()
 	case *Delete:
 		r.deleted = true
 		ctx.Stop(ctx.Self())

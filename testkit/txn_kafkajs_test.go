@@ -35,7 +35,7 @@ type kafkajsTxnSummary struct {
 		} `json:"sent"`
 		OffsetAfter *int64 `json:"offsetAfter"`
 	} `json:"txns"`
-	Consumed []string       `json:"consumed"`
+	Consumed []string        `json:"consumed"`
 	Error    json.RawMessage `json:"error"`
 }
 

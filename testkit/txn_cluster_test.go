@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
@@ -67,16 +68,39 @@ func (h *endTxnHook) OnBrokerWrite(meta kgo.BrokerMetadata, key int16, _ int, _,
 // committed transaction whole, no aborted one, and of any transaction
 // whose commit failed across the kill either all records or none; none
 // twice.
+//
+// With CHRONIK_TEST_TARGET=kfake the same scenario runs on a 3-broker
+// kfake cluster whose "kills" do nothing: that checks the check's own
+// bookkeeping, not failover.
 func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
-	SkipUnlessChronik(t, "a cluster of chronik-actor processes; kfake is no such cluster")
 	const parts = 3
+	if TargetKind() == KindKfake {
+		kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+		if err != nil {
+			t.Fatalf("start kfake: %v", err)
+		}
+		defer kc.Close()
+		seeds := strings.Join(kc.ListenAddrs(), ",")
+		CreateTopic(t, seeds, "txn-coordinator-kill", parts, nil)
+		noop := func(id int32) { t.Logf("kfake: node %d not killed nor restarted (kfake cannot)", id) }
+		txnKillScenario(t, seeds, "txn-coordinator-kill", parts, noop, noop)
+		return
+	}
 	c := NewProcessCluster(t, 3)
 	requireTransactions(t, c.Seeds())
 	topic := "txn-coordinator-kill"
 	CreateClusterTopic(t, c, topic, parts, 3)
+	txnKillScenario(t, c.Seeds(), topic, parts, c.Kill, c.Restart)
+}
+
+// txnKillScenario is TestTxnClusterCoordinatorSIGKILL's body on a cluster
+// seeded by seeds whose node id kill kills and restart restarts; topic
+// has parts partitions.
+func txnKillScenario(t *testing.T, seeds, topic string, parts int32, kill, restart func(int32)) {
 	versions := kversion.Stable()
 	versions.SetMaxKeyVersion(kmsg.Fetch.Int16(), 12)
-	raw := c.Client(kgo.MaxVersions(versions))
+	raw := clusterClient(t, seeds, kgo.MaxVersions(versions))
+	defer raw.Close()
 	ledger := &txnLedger{n: map[string]int{}, outcome: map[string]txnOutcome{}}
 
 	record := func(name string, n int, o txnOutcome) {
@@ -85,7 +109,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 	values := func(name string, n int) []*kgo.Record {
 		rs := make([]*kgo.Record, n)
 		for i := range rs {
-			rs[i] = &kgo.Record{Topic: topic, Partition: int32(i % parts), Value: fmt.Appendf(nil, "%s/%d/%d", name, i, n)}
+			rs[i] = &kgo.Record{Topic: topic, Partition: int32(i) % parts, Value: fmt.Appendf(nil, "%s/%d/%d", name, i, n)}
 		}
 		return rs
 	}
@@ -95,7 +119,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 			txnID := "txn-kill-" + phase
 			hook := &endTxnHook{fired: make(chan struct{})}
 			newProducer := func() *kgo.Client {
-				return clusterClient(t, c,
+				return clusterClient(t, seeds,
 					kgo.TransactionalID(txnID),
 					kgo.TransactionTimeout(20*time.Second),
 					kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -106,7 +130,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 			defer func() { p.Close() }()
 			const killTxn, afterKill = 3, 3
 			var killed int32
-			var killedAt time.Time
+			var killedAt time.Time // zero until the kill
 			committedAfter := 0
 			for k := 0; committedAfter < afterKill; k++ {
 				if k > 40 {
@@ -119,14 +143,14 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 					if err := p.BeginTransaction(); err != nil {
 						t.Fatalf("%s: BeginTransaction: %v", name, err)
 					}
-					recs := values(name, 3*parts)
+					recs := values(name, 3*int(parts))
 					if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 						t.Logf("%s: produce failed (%v); aborting", name, err)
 						return false
 					}
 					if k == killTxn && phase == "mid-transaction" {
 						killed = txnCoordinator(t, raw, txnID)
-						c.Kill(killed)
+						kill(killed)
 						killedAt = time.Now()
 						t.Logf("%s: SIGKILLed node %d, coordinator of %s, with the transaction's records written", name, killed, txnID)
 					}
@@ -144,7 +168,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 						case <-ctx.Done():
 							t.Fatalf("%s: no EndTxn written to node %d", name, killed)
 						}
-						c.Kill(killed)
+						kill(killed)
 						killedAt = time.Now()
 						t.Logf("%s: SIGKILLed node %d, coordinator of %s, as EndTxn(commit) was written to it", name, killed, txnID)
 						err = <-done
@@ -160,7 +184,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 					return true
 				}()
 				if ok {
-					if killed != 0 {
+					if !killedAt.IsZero() {
 						if committedAfter == 0 {
 							t.Logf("%s: first transaction committed %v after the kill", name, time.Since(killedAt).Round(time.Millisecond))
 						}
@@ -169,7 +193,7 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 					continue
 				}
 				if _, known := ledger.n[name]; !known {
-					record(name, 3*parts, txnUnknown) // some records may have been written
+					record(name, 3*int(parts), txnUnknown) // some records may have been written
 				}
 				actx, acancel := context.WithTimeout(context.Background(), 60*time.Second)
 				err := p.EndTransaction(actx, kgo.TryAbort)
@@ -183,14 +207,14 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 					p = newProducer()
 				}
 			}
-			c.Restart(killed)
+			restart(killed)
 		})
 	}
 
 	t.Run("abandoned", func(t *testing.T) {
 		txnID := "txn-kill-abandoned"
 		dialer := &killableDialer{}
-		p := clusterClient(t, c,
+		p := clusterClient(t, seeds,
 			kgo.TransactionalID(txnID),
 			kgo.TransactionTimeout(5*time.Second),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -200,28 +224,28 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		name := "abandoned/0"
-		runTxn(ctx, t, p, true, values(name, 3*parts)...)
-		record(name, 3*parts, txnCommitted)
+		runTxn(ctx, t, p, true, values(name, 3*int(parts))...)
+		record(name, 3*int(parts), txnCommitted)
 		name = "abandoned/1"
 		if err := p.BeginTransaction(); err != nil {
 			t.Fatalf("BeginTransaction: %v", err)
 		}
-		if err := p.ProduceSync(ctx, values(name, 3*parts)...).FirstErr(); err != nil {
+		if err := p.ProduceSync(ctx, values(name, 3*int(parts))...).FirstErr(); err != nil {
 			t.Fatalf("%s: produce: %v", name, err)
 		}
-		record(name, 3*parts, txnAborted)
+		record(name, 3*int(parts), txnAborted)
 		dialer.kill()
 		killed := txnCoordinator(t, raw, txnID)
-		c.Kill(killed)
+		kill(killed)
 		start := time.Now()
 		t.Logf("%s: producer dead with its transaction open; SIGKILLed node %d, coordinator of %s", name, killed, txnID)
 		waitStable(t, raw, topic, parts, 90*time.Second)
 		t.Logf("%s: no transaction open %v after the kill (timeout 5 s)", name, time.Since(start).Round(time.Millisecond))
-		c.Restart(killed)
+		restart(killed)
 	})
 
 	ends := waitStable(t, raw, topic, parts, 90*time.Second)
-	got := readTopic(t, c.Seeds(), topic, ends, readCommitted)
+	got := readTopic(t, seeds, topic, ends, readCommitted)
 	seen := map[string]map[int]int{} // txn -> record number -> times
 	for _, recs := range got {
 		for _, r := range recs {
@@ -268,11 +292,12 @@ func TestTxnClusterCoordinatorSIGKILL(t *testing.T) {
 		committed, unknownIn, unknownOut, ends)
 }
 
-// clusterClient is a client of c as c.Client makes them, which the caller
+// clusterClient is a client of the cluster seeded by seeds as
+// Cluster.Client makes them, which the caller
 // closes (once).
-func clusterClient(t testing.TB, c Cluster, opts ...kgo.Opt) *kgo.Client {
+func clusterClient(t testing.TB, seeds string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append(ClientOpts(strings.Split(c.Seeds(), ",")...), opts...)...)
+	cl, err := kgo.NewClient(append(ClientOpts(strings.Split(seeds, ",")...), opts...)...)
 	if err != nil {
 		t.Fatalf("client: %v", err)
 	}

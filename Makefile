@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test fuzz kcat kafkajs bench bench-cluster cluster cluster-stop
+.PHONY: run build test fuzz kcat kafkajs txn-tests kgo-suite bench bench-cluster cluster cluster-stop
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -50,10 +50,23 @@ kafkajs:
 		cd testkit/kafkajs && npm ci --no-audit --no-fund; \
 	}
 
+# ./... includes the transaction checks (testkit/txn_*_test.go) and
+# franz-go's own kgo integration tests (testkit/kgosuite: a child
+# `go test github.com/twmb/franz-go/pkg/kgo` against one node and three).
 test: kcat kafkajs
 	$(GO) vet ./...
 	$(GO) test -race -timeout 25m ./...
 	$(MAKE) fuzz
+
+# The transaction checks alone (issue 9): franz-go, GroupTransactSession,
+# kafkajs, the timeout, and the coordinator SIGKILLed on 3 processes.
+txn-tests: kafkajs
+	$(GO) test -race -count=1 -timeout 15m -run '^TestTxn' -v ./testkit/
+
+# franz-go's kgo integration tests against chronik-actor (one node, then
+# three); CHRONIK_KGO_LOG_LEVEL=info shows the kgo clients' logs.
+kgo-suite:
+	$(GO) test -count=1 -timeout 25m -run '^TestKgoSuite$$' -v ./testkit/kgosuite/
 
 # Each fuzz target for a short while (the inputs that broke anything once
 # stay in the packages' testdata/fuzz and run with every go test).

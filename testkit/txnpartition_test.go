@@ -27,7 +27,7 @@ func rawTxnBatch(pid int64, epoch int16, seq int32, values ...[]byte) []byte {
 }
 
 // TestTxnPartition drives one partition's side of transactions with raw
-// requests, the coordinator left out: a transactional batch holds the
+// requests, the coordinator writing no markers: a transactional batch holds the
 // last stable offset (Fetch and ListOffsets read_committed stop there,
 // DescribeProducers shows the open transaction), a WriteTxnMarkers abort
 // releases it and read_committed fetches then report the aborted range,
@@ -46,12 +46,39 @@ func TestTxnPartition(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	initResp, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(ctx, cl)
-	if err != nil || initResp.ErrorCode != 0 {
-		t.Fatalf("InitProducerId: %v %v", err, kerr.ErrorForCode(initResp.ErrorCode))
-	}
-	pid, epoch := initResp.ProducerID, initResp.ProducerEpoch
+	// The producer is a real transactional one, and the partition is in
+	// its transaction (the coordinator checks that before the first
+	// batch: KIP-890); the test then plays the coordinator's part in the
+	// partition with its own markers.
 	txnID := "txn-partition-producer"
+	txnCoordinator(t, cl, txnID)
+	var pid int64
+	var epoch int16
+	wait.For(t, 30*time.Second, func() error {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID, req.TransactionTimeoutMillis = &txnID, 120000
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil && resp.ErrorCode != 0 {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err == nil {
+			pid, epoch = resp.ProducerID, resp.ProducerEpoch
+		}
+		return err
+	})
+	addPartition := func() {
+		t.Helper()
+		req := kmsg.NewPtrAddPartitionsToTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch = txnID, pid, epoch
+		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+		}
+	}
+	addPartition()
 
 	produce := func(id *string, batch []byte) kmsg.ProduceResponseTopicPartition {
 		t.Helper()

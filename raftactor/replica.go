@@ -306,11 +306,14 @@ func (r *Replica) propose(ctx actor.Context, p *Propose) {
 		r.reply(ctx, p, nil, ErrNotLeader)
 		return
 	}
-	if preparing && !r.ready.Load() {
+	if (preparing && !r.ready.Load()) || len(r.waiting) > 0 {
 		// Prepare decides from the applied state plus this leader's own
 		// proposals, which is the state after the whole log only once
 		// everything committed before this term is applied: hold the
-		// proposal until then (one round trip after the election).
+		// proposal until then (one round trip after the election). While
+		// any are held (releaseNow is on its way), later proposals queue
+		// behind them: proposals are entered in the order they came, or a
+		// client's pipelined batches would land out of order.
 		r.waiting = append(r.waiting, p)
 		return
 	}

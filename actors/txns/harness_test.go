@@ -2,6 +2,7 @@ package txns
 
 import (
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -30,7 +31,8 @@ const within = 5 * time.Second
 // records into them as a previous leader would have).
 func newHarness(t *testing.T, cfg Config, before ...func(h *harness)) *harness {
 	t.Helper()
-	h := &harness{t: t, sys: actor.NewActorSystem(), node: newFakeNode()}
+	h := &harness{t: t, node: newFakeNode()}
+	h.sys = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return h.node.log }))
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = time.Hour // no sweep unless the test asks
 	}

@@ -390,3 +390,16 @@ func TestCoordinatorErr(t *testing.T) {
 		}
 	}
 }
+func TestPanicRespawnsThePartition(t *testing.T) {
+	h := newHarness(t, Config{})
+	pid, e := h.init("a")
+	g := "boom"
+	h.node.panicGroup.Store(&g)
+	op := &AddOp{TransactionalID: "a", ProducerID: pid, ProducerEpoch: e, Group: g, Key: kmsg.AddOffsetsToTxn.Int16(), Version: 3}
+	wantErr(t, "call that panicked", h.add(op).Err, kerr.NotCoordinator)
+	h.node.panicGroup.Store(nil)
+	// The next call gets a new actor, loaded again from the log (the
+	// held call is answered after the dead actor is forgotten).
+	h.mustAdd("a", pid, e, map[string][]int32{"foo": {0}})
+	h.waitState("a", stateOngoing)
+}

@@ -124,7 +124,11 @@ func (a *partition) checkProducer(id string, pid int64, epoch int16, key, versio
 func (a *partition) addPartitions(c *Call, op *AddOp) {
 	reply := a.hold(c)
 	t, err := a.checkProducer(op.TransactionalID, op.ProducerID, op.ProducerEpoch, op.Key, op.Version)
-	if err == nil && (t.busy || t.state == statePrepareCommit || t.state == statePrepareAbort) {
+	// A change in flight makes adding wait, not verifying: the
+	// partitions in the transaction are those its last record names
+	// (Kafka's handleVerifyPartitionsInTransaction skips the pending
+	// state too).
+	if err == nil && (t.busy && !op.VerifyOnly || t.state == statePrepareCommit || t.state == statePrepareAbort) {
 		err = kerr.ConcurrentTransactions
 	}
 	if op.Group != "" {

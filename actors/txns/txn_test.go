@@ -88,6 +88,30 @@ func TestVerifyOnly(t *testing.T) {
 	wantErr(t, "verify, other pid", h.add(op).Err, kerr.InvalidProducerIDMapping)
 }
 
+func TestVerifyWhileAnAddIsBeingWritten(t *testing.T) {
+	h := newHarness(t, Config{})
+	pid, e := h.init("a")
+	h.mustAdd("a", pid, e, map[string][]int32{"foo": {0}})
+	r := h.replica("a")
+	r.stalled.Store(true)
+	adding := h.send("a", addOp("a", pid, e, map[string][]int32{"bar": {0}}))
+	h.pending(adding, "add with its write stalled")
+	// The partition already in the transaction is verified (Kafka does
+	// not look at the pending state there); the one being added is not
+	// in it yet.
+	op := addOp("a", pid, e, map[string][]int32{"foo": {0}, "bar": {0}})
+	op.VerifyOnly, op.Version = true, 4
+	res := h.add(op)
+	want := map[string]map[int32]*kerr.Error{"foo": {0: nil}, "bar": {0: kerr.InvalidTxnState}}
+	if res.Err != nil || !reflect.DeepEqual(res.Partitions, want) {
+		t.Fatalf("verify during an add: %v %v, want %v", res.Err, res.Partitions, want)
+	}
+	h.sys.Root.Send(r.PID(), releaseWrites{})
+	if err := addErr(h.await(adding).(*AddResult)); err != nil {
+		t.Fatalf("stalled add: %v", err)
+	}
+}
+
 func TestAddOffsetsAddsTheGroupsPartition(t *testing.T) {
 	h := newHarness(t, Config{})
 	pid, e := h.init("a")

@@ -169,3 +169,42 @@ func TestUnknownIDOrProducerIsInvalidMapping(t *testing.T) {
 	wantErr(t, "add, another pid", h.add(addOp("a", pid+7, e, parts)).Err, kerr.InvalidProducerIDMapping)
 	wantErr(t, "end, another pid", h.end("a", pid+7, e, false), kerr.InvalidProducerIDMapping)
 }
+
+func TestInitKIP360OlderEpochIsFenced(t *testing.T) {
+	h := newHarness(t, Config{})
+	pid, e0 := h.init("a")
+	e1 := h.initWith(initReq("a", 4, pid, e0)).ProducerEpoch
+	if e1 != e0+1 {
+		t.Fatalf("recovery: epoch %d, want %d", e1, e0+1)
+	}
+	n := len(h.replica("a").records("a"))
+	// A retry of that call (its answer lost) gets the same epoch again,
+	// writing nothing.
+	res := h.initWith(initReq("a", 4, pid, e0))
+	if res.Err != nil || res.ProducerID != pid || res.ProducerEpoch != e1 {
+		t.Fatalf("retry: %+v, want pid %d epoch %d", res, pid, e1)
+	}
+	if got := len(h.replica("a").records("a")); got != n {
+		t.Fatalf("retry wrote %d records", got-n)
+	}
+	e2 := h.initWith(initReq("a", 4, pid, e1)).ProducerEpoch
+	if e2 != e1+1 {
+		t.Fatalf("second recovery: epoch %d", e2)
+	}
+	// A producer at an epoch fenced before is fenced again, not handed
+	// a new epoch that would fence the current producer.
+	wantErr(t, "v4 stale epoch", h.initWith(initReq("a", 4, pid, e0)).Err, kerr.ProducerFenced)
+	wantErr(t, "v3 stale epoch", h.initWith(initReq("a", 3, pid, e0)).Err, kerr.InvalidProducerEpoch)
+	h.mustAdd("a", pid, e2, map[string][]int32{"foo": {0}})
+	wantErr(t, "commit", h.end("a", pid, e2, true), nil)
+	h.waitState("a", stateCompleteCommit)
+
+	// A new producer (no epoch named) takes over: the previous one's
+	// epochs are all fenced now.
+	_, e3 := h.init("a")
+	wantErr(t, "after a new producer", h.initWith(initReq("a", 4, pid, e2)).Err, kerr.ProducerFenced)
+	wantErr(t, "after a new producer, older", h.initWith(initReq("a", 4, pid, e1)).Err, kerr.ProducerFenced)
+	if v, _ := h.stored("a"); v.ProducerEpoch != e3 {
+		t.Fatalf("stored epoch %d, want %d", v.ProducerEpoch, e3)
+	}
+}

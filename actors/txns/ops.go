@@ -30,7 +30,7 @@ func (a *partition) initProducerID(c *Call, req *kmsg.InitProducerIDRequest) {
 	}
 	t := a.txns[id]
 	if t == nil {
-		t = &txn{id: id, fresh: true, busy: true, start: -1}
+		t = &txn{id: id, fresh: true, busy: true, start: -1, lastEpoch: -1}
 		a.txns[id] = t
 		a.takeProducerID(func(pid int64, err *kerr.Error) {
 			forget := func() {
@@ -74,9 +74,26 @@ func (a *partition) initProducerID(c *Call, req *kmsg.InitProducerIDRequest) {
 		answer(kerr.ConcurrentTransactions, 0, 0)
 		return
 	}
+	// At rest, a producer naming its epoch (KIP-360) must name the
+	// current one, or the one its last such call bumped from (a retry
+	// that lost its answer: it gets the current epoch again). An older
+	// epoch is a fenced producer's: bumping for it would fence the
+	// current one (Kafka's prepareIncrementProducerEpoch).
+	if req.ProducerID >= 0 && req.ProducerEpoch != t.epoch {
+		if t.lastEpoch >= 0 && req.ProducerEpoch == t.lastEpoch {
+			answer(nil, t.pid, t.epoch)
+		} else {
+			answer(fenced(req.Key(), req.Version), 0, 0)
+		}
+		return
+	}
 	bump := func(pid int64, epoch int16) {
 		next := t.next()
 		next.pid, next.epoch, next.timeoutMs = pid, epoch, req.TransactionTimeoutMillis
+		next.lastEpoch = -1
+		if req.ProducerID >= 0 {
+			next.lastEpoch = t.epoch
+		}
 		next.state, next.parts, next.start, next.updated = stateEmpty, nil, -1, nowMs()
 		t.busy = true
 		a.write(&next, func(err *kerr.Error) {
@@ -284,6 +301,7 @@ func (a *partition) fenceAndAbort(t *txn) {
 	if next.epoch < math.MaxInt16-1 {
 		next.epoch++
 	}
+	next.lastEpoch = -1
 	next.state, next.updated = statePrepareAbort, nowMs()
 	t.busy = true
 	a.write(&next, func(err *kerr.Error) {

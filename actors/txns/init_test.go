@@ -2,6 +2,7 @@ package txns
 
 import (
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -206,5 +207,34 @@ func TestInitKIP360OlderEpochIsFenced(t *testing.T) {
 	wantErr(t, "after a new producer, older", h.initWith(initReq("a", 4, pid, e1)).Err, kerr.ProducerFenced)
 	if v, _ := h.stored("a"); v.ProducerEpoch != e3 {
 		t.Fatalf("stored epoch %d, want %d", v.ProducerEpoch, e3)
+	}
+}
+
+func TestEpochExhaustion(t *testing.T) {
+	h := newHarness(t, Config{}, func(h *harness) {
+		h.writeRecord(&txn{id: "a", pid: 50, epoch: math.MaxInt16 - 2, timeoutMs: 60000, state: stateCompleteCommit, start: -1, updated: nowMs()})
+		open := &txn{id: "b", pid: 60, epoch: math.MaxInt16 - 1, timeoutMs: 60000, state: stateOngoing, start: nowMs(), updated: nowMs()}
+		open.add("foo", 0)
+		h.writeRecord(open)
+	})
+	// The last epoch an InitProducerId hands out is MaxInt16-1; the
+	// next one starts a new producer id at 0.
+	if pid, e := h.init("a"); pid != 50 || e != math.MaxInt16-1 {
+		t.Fatalf("bump to the last epoch: pid %d epoch %d", pid, e)
+	}
+	if pid, e := h.init("a"); pid == 50 || e != 0 {
+		t.Fatalf("after the last epoch: pid %d epoch %d, want a new pid at 0", pid, e)
+	}
+	// An open transaction at the last epoch is still fenced: its abort
+	// takes MaxInt16, and the retry gets a new producer id.
+	wantErr(t, "init over an open txn", h.initWith(initReq("b", 4, -1, -1)).Err, kerr.ConcurrentTransactions)
+	v := h.waitState("b", stateCompleteAbort)
+	m := h.waitMarkers(1)[0]
+	if v.ProducerEpoch != math.MaxInt16 || m.ProducerEpoch != math.MaxInt16 || m.Commit {
+		t.Fatalf("fencing abort at epoch %d (markers %+v), want %d", v.ProducerEpoch, m, math.MaxInt16)
+	}
+	wantErr(t, "old producer", h.end("b", 60, math.MaxInt16-1, false), kerr.ProducerFenced)
+	if pid, e := h.init("b"); pid == 60 || e != 0 {
+		t.Fatalf("retry: pid %d epoch %d, want a new pid at 0", pid, e)
 	}
 }

@@ -298,7 +298,9 @@ func (a *partition) expire(now time.Time) {
 // producer's writes from then on.
 func (a *partition) fenceAndAbort(t *txn) {
 	next := t.next()
-	if next.epoch < math.MaxInt16-1 {
+	// Up to MaxInt16, which no InitProducerId hands out: the producer's
+	// retry then gets a new producer id (Kafka's prepareFenceProducerEpoch).
+	if next.epoch < math.MaxInt16 {
 		next.epoch++
 	}
 	next.lastEpoch = -1

@@ -153,6 +153,16 @@ func (co *Coordinator) send(p int32, msg any, spawn bool) {
 	co.sys.Root.Send(pid, msg)
 }
 
+// forget drops partition p's actor pid once it stops, unless another
+// took its place.
+func (co *Coordinator) forget(p int32, pid *actor.PID) {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if cur := co.actors[p]; cur != nil && cur.Equal(pid) {
+		delete(co.actors, p)
+	}
+}
+
 // sweepLoop pokes, every SweepInterval, the actor of every partition led
 // here that holds unfinished transactions (spawning it: that is how a new
 // leader takes over commits its predecessor left half done, with no

@@ -30,7 +30,7 @@ func (a *partition) initProducerID(c *Call, req *kmsg.InitProducerIDRequest) {
 	}
 	t := a.txns[id]
 	if t == nil {
-		t = &txn{id: id, fresh: true, busy: true, start: -1}
+		t = &txn{id: id, fresh: true, busy: true, start: -1, lastEpoch: -1}
 		a.txns[id] = t
 		a.takeProducerID(func(pid int64, err *kerr.Error) {
 			forget := func() {
@@ -74,9 +74,26 @@ func (a *partition) initProducerID(c *Call, req *kmsg.InitProducerIDRequest) {
 		answer(kerr.ConcurrentTransactions, 0, 0)
 		return
 	}
+	// At rest, a producer naming its epoch (KIP-360) must name the
+	// current one, or the one its last such call bumped from (a retry
+	// that lost its answer: it gets the current epoch again). An older
+	// epoch is a fenced producer's: bumping for it would fence the
+	// current one (Kafka's prepareIncrementProducerEpoch).
+	if req.ProducerID >= 0 && req.ProducerEpoch != t.epoch {
+		if t.lastEpoch >= 0 && req.ProducerEpoch == t.lastEpoch {
+			answer(nil, t.pid, t.epoch)
+		} else {
+			answer(fenced(req.Key(), req.Version), 0, 0)
+		}
+		return
+	}
 	bump := func(pid int64, epoch int16) {
 		next := t.next()
 		next.pid, next.epoch, next.timeoutMs = pid, epoch, req.TransactionTimeoutMillis
+		next.lastEpoch = -1
+		if req.ProducerID >= 0 {
+			next.lastEpoch = t.epoch
+		}
 		next.state, next.parts, next.start, next.updated = stateEmpty, nil, -1, nowMs()
 		t.busy = true
 		a.write(&next, func(err *kerr.Error) {
@@ -124,7 +141,11 @@ func (a *partition) checkProducer(id string, pid int64, epoch int16, key, versio
 func (a *partition) addPartitions(c *Call, op *AddOp) {
 	reply := a.hold(c)
 	t, err := a.checkProducer(op.TransactionalID, op.ProducerID, op.ProducerEpoch, op.Key, op.Version)
-	if err == nil && (t.busy || t.state == statePrepareCommit || t.state == statePrepareAbort) {
+	// A change in flight makes adding wait, not verifying: the
+	// partitions in the transaction are those its last record names
+	// (Kafka's handleVerifyPartitionsInTransaction skips the pending
+	// state too).
+	if err == nil && (t.busy && !op.VerifyOnly || t.state == statePrepareCommit || t.state == statePrepareAbort) {
 		err = kerr.ConcurrentTransactions
 	}
 	if op.Group != "" {
@@ -277,9 +298,12 @@ func (a *partition) expire(now time.Time) {
 // producer's writes from then on.
 func (a *partition) fenceAndAbort(t *txn) {
 	next := t.next()
-	if next.epoch < math.MaxInt16-1 {
+	// Up to MaxInt16, which no InitProducerId hands out: the producer's
+	// retry then gets a new producer id (Kafka's prepareFenceProducerEpoch).
+	if next.epoch < math.MaxInt16 {
 		next.epoch++
 	}
+	next.lastEpoch = -1
 	next.state, next.updated = statePrepareAbort, nowMs()
 	t.busy = true
 	a.write(&next, func(err *kerr.Error) {

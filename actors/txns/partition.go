@@ -93,6 +93,9 @@ func (a *partition) Receive(ctx actor.Context) {
 			m.run()
 		}
 	case *actor.Stopping:
+		// After a panic too: the next call must spawn a new actor, not
+		// go to this one's dead letters and never be answered.
+		a.co.forget(a.p, ctx.Self())
 		a.unload()
 		a.releaseAll(kerr.NotCoordinator)
 		return

@@ -20,6 +20,10 @@ type txn struct {
 	start     int64 // ms when the open transaction began, -1 when none
 	updated   int64 // ms of the last change
 	busy      bool
+	// lastEpoch is the epoch a KIP-360 InitProducerId bumped from (-1:
+	// none), so that its retry gets the epoch it was given rather than
+	// being fenced (Kafka's lastProducerEpoch; in memory only, as there).
+	lastEpoch int16
 	// fresh: an id whose first record is still being written; a failure
 	// forgets it again.
 	fresh bool
@@ -27,7 +31,7 @@ type txn struct {
 
 func txnFromRecord(id string, v kmsg.TxnMetadataValue) *txn {
 	t := &txn{id: id, pid: v.ProducerID, epoch: v.ProducerEpoch, timeoutMs: v.TimeoutMillis,
-		state: v.State, start: v.StartTimestamp, updated: v.LastUpdateTimestamp}
+		state: v.State, start: v.StartTimestamp, updated: v.LastUpdateTimestamp, lastEpoch: -1}
 	for _, vt := range v.Topics {
 		for _, p := range vt.Partitions {
 			t.add(vt.Topic, p)

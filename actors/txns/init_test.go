@@ -99,11 +99,16 @@ func TestInitWhileTheAbortIsInFlightIsConcurrent(t *testing.T) {
 	defer release()
 	wantErr(t, "first init", h.initWith(initReq("a", 4, -1, -1)).Err, kerr.ConcurrentTransactions)
 	h.waitMarkers(1)
-	wantErr(t, "init while the markers are out", h.initWith(initReq("a", 4, -1, -1)).Err, kerr.ConcurrentTransactions)
+	// A second init waits for the abort to complete, then gets its epoch.
+	second := h.send("a", initReq("a", 4, -1, -1))
+	h.pending(second, "init while the markers are out")
 	release()
-	h.waitState("a", stateCompleteAbort)
-	if _, e := h.init("a"); e != e0+2 {
-		t.Fatalf("epoch %d after the abort, want %d", e, e0+2)
+	res := h.await(second).(*InitResult)
+	if res.Err != nil || res.ProducerEpoch != e0+2 {
+		t.Fatalf("init after the abort: %v epoch %d, want epoch %d", res.Err, res.ProducerEpoch, e0+2)
+	}
+	if v, _ := h.stored("a"); v.State != stateEmpty || v.ProducerEpoch != e0+2 {
+		t.Fatalf("stored %s at epoch %d", stateName(v.State), v.ProducerEpoch)
 	}
 }
 

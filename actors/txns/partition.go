@@ -116,9 +116,18 @@ func callTxnID(op any) string {
 	return ""
 }
 
+// verifyOnly reports whether op is a check of t's partitions that can be
+// answered while a change is written: from the last record, as Kafka's
+// verification ignores a pending state; an ending transaction's check
+// waits for the end (its batch is late: refused once it completes).
+func verifyOnly(op any, t *txn) bool {
+	add, ok := op.(*AddOp)
+	return ok && add.VerifyOnly && t.state != statePrepareCommit && t.state != statePrepareAbort
+}
+
 func (a *partition) handle(c *Call) {
 	id := callTxnID(c.op)
-	if t := a.txns[id]; t != nil && t.busy {
+	if t := a.txns[id]; t != nil && t.busy && !verifyOnly(c.op, t) {
 		a.park(id, c)
 		return
 	}

@@ -150,12 +150,15 @@ func TestEndTxnCommit(t *testing.T) {
 	if v, _ := h.stored("a"); v.State != statePrepareCommit {
 		t.Fatalf("stored %s while the markers are out", stateName(v.State))
 	}
-	// A retry meanwhile waits; the opposite outcome is refused; adding
-	// is refused.
-	wantErr(t, "commit retry during markers", h.end("a", pid, e, true), kerr.ConcurrentTransactions)
-	wantErr(t, "abort during markers", h.end("a", pid, e, false), kerr.InvalidTxnState)
-	wantErr(t, "add during markers", h.add(addOp("a", pid, e, map[string][]int32{"foo": {2}})).Err, kerr.ConcurrentTransactions)
+	// A retry meanwhile waits for the end to complete, and succeeds; the
+	// opposite outcome waits too, and is refused.
+	retry := h.send("a", endReq("a", 3, pid, e, true))
+	opposite := h.send("a", endReq("a", 3, pid, e, false))
+	h.pending(retry, "commit retry during markers")
+	h.pending(opposite, "abort during markers")
 	release()
+	wantErr(t, "commit retry during markers", h.await(retry).(*kerr.Error), nil)
+	wantErr(t, "abort during markers", h.await(opposite).(*kerr.Error), kerr.InvalidTxnState)
 	v := h.waitState("a", stateCompleteCommit)
 	if len(v.Topics) != 0 || v.ProducerEpoch != e {
 		t.Fatalf("completed %+v", v)
@@ -260,7 +263,7 @@ func TestMarkersFencedUnloadThePartition(t *testing.T) {
 	// Here still the leader (the fence came from an old view), the next
 	// call loads again, and the markers go out again.
 	h.node.alwaysFailMarkers("foo", 0, nil)
-	wantErr(t, "commit retry", h.end(a, pid, e, true), kerr.ConcurrentTransactions)
+	wantErr(t, "commit retry (it waits for the markers)", h.end(a, pid, e, true), nil)
 	h.waitState(a, stateCompleteCommit)
 }
 
@@ -426,4 +429,32 @@ func TestPanicRespawnsThePartition(t *testing.T) {
 	// held call is answered after the dead actor is forgotten).
 	h.mustAdd("a", pid, e, map[string][]int32{"foo": {0}})
 	h.waitState("a", stateOngoing)
+}
+
+// TestAddWaitsForTheEnd: a producer that begins its next transaction
+// while the markers of the last are out is answered once they are
+// written (Kafka answers CONCURRENT_TRANSACTIONS at once, and clients
+// back off), and its partitions open the next transaction.
+func TestAddWaitsForTheEnd(t *testing.T) {
+	h := newHarness(t, Config{})
+	pid, e := h.init("a")
+	h.mustAdd("a", pid, e, map[string][]int32{"foo": {0}})
+	release := h.node.holdMarkers()
+	defer release()
+	wantErr(t, "commit", h.end("a", pid, e, true), nil)
+	h.waitMarkers(1)
+	add := h.send("a", addOp("a", pid, e, map[string][]int32{"foo": {2}}))
+	h.pending(add, "add during markers")
+	release()
+	if err := addErr(h.await(add).(*AddResult)); err != nil {
+		t.Fatalf("add after the end: %v", err)
+	}
+	v := h.waitState("a", stateOngoing)
+	if len(v.Topics) != 1 || v.Topics[0].Topic != "foo" || !reflect.DeepEqual(v.Topics[0].Partitions, []int32{2}) {
+		t.Fatalf("next transaction %+v", v.Topics)
+	}
+	got := states(h.replica("a").records("a"))
+	if !reflect.DeepEqual(got, []string{"Empty", "Ongoing", "PrepareCommit", "CompleteCommit", "Ongoing"}) {
+		t.Fatalf("records %v", got)
+	}
 }

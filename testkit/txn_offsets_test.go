@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/chronik-actor/chronik-actor/actors/groups"
 	"github.com/chronik-actor/chronik-actor/protocol"
@@ -21,7 +23,8 @@ import (
 // UNSTABLE_OFFSET_COMMIT under RequireStable) until the transaction's
 // marker reaches the group's __consumer_offsets partition; here a probe
 // writes that marker through the replica, as WriteTxnMarkers will. An
-// abort leaves the committed offset in force; a commit for a generation of
+// abort leaves the committed offset in force (asked by partition, and for
+// every partition with OffsetFetch v7 and v9); a commit for a generation of
 // a group that does not exist, or for an unknown topic, is refused.
 func TestTxnOffsetCommitRaw(t *testing.T) {
 	SkipUnlessChronik(t, "writes the marker through the node's replica")
@@ -29,6 +32,9 @@ func TestTxnOffsetCommitRaw(t *testing.T) {
 	const topic, group = "txn-offsets", "txn-offsets-group"
 	CreateTopic(t, b.Addr(), topic, 1, nil)
 	cl := NewClient(t, b.Addr())
+	v7 := kversion.Stable()
+	v7.SetMaxKeyVersion(kmsg.OffsetFetch.Int16(), 7)
+	cl7 := NewClient(t, b.Addr(), kgo.MaxVersions(v7))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -88,6 +94,44 @@ func TestTxnOffsetCommitRaw(t *testing.T) {
 		p := g.Topics[0].Partitions[0]
 		return p.Offset, kerr.ErrorForCode(p.ErrorCode)
 	}
+	// fetchAll asks for every committed partition of the group, with
+	// OffsetFetch v7 (one group, no batching) when v7 is set.
+	fetchAll := func(v7 bool) (int64, error) {
+		t.Helper()
+		c := cl
+		if v7 {
+			c = cl7
+		}
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group, req.RequireStable, req.Topics = group, true, nil
+		rg := kmsg.NewOffsetFetchRequestGroup()
+		rg.Group = group
+		req.Groups = append(req.Groups, rg)
+		resp, err := req.RequestWith(ctx, c)
+		if err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		var topics []kmsg.OffsetFetchResponseGroupTopic
+		if v7 {
+			if resp.Version != 7 || resp.ErrorCode != 0 {
+				t.Fatalf("OffsetFetch v%d: %v", resp.Version, kerr.ErrorForCode(resp.ErrorCode))
+			}
+			for _, rt := range resp.Topics {
+				gt := kmsg.OffsetFetchResponseGroupTopic{Topic: rt.Topic}
+				for _, rp := range rt.Partitions {
+					gt.Partitions = append(gt.Partitions, kmsg.OffsetFetchResponseGroupTopicPartition{Partition: rp.Partition, Offset: rp.Offset, ErrorCode: rp.ErrorCode})
+				}
+				topics = append(topics, gt)
+			}
+		} else {
+			topics = resp.Groups[0].Topics
+		}
+		if len(topics) != 1 || topics[0].Topic != topic || len(topics[0].Partitions) != 1 {
+			t.Fatalf("OffsetFetch of every partition: %+v, want %s-0 alone", topics, topic)
+		}
+		p := topics[0].Partitions[0]
+		return p.Offset, kerr.ErrorForCode(p.ErrorCode)
+	}
 	marker := func(commit bool) {
 		t.Helper()
 		replica := b.Node().ReplicaPID(groups.OffsetsTopic, b.Node().GroupPartition(group))
@@ -138,7 +182,17 @@ func TestTxnOffsetCommitRaw(t *testing.T) {
 	}
 	expect(false, 42, nil)
 	expect(true, -1, kerr.UnstableOffsetCommit)
+	for _, v7 := range []bool{false, true} {
+		if off, err := fetchAll(v7); off != -1 || !errors.Is(err, kerr.UnstableOffsetCommit) {
+			t.Fatalf("OffsetFetch of every partition (v7 %v) while pending: %d, %v", v7, off, err)
+		}
+	}
 	marker(false)
+	for _, v7 := range []bool{false, true} {
+		if off, err := fetchAll(v7); off != 42 || err != nil {
+			t.Fatalf("OffsetFetch of every partition (v7 %v) after the abort: %d, %v", v7, off, err)
+		}
+	}
 	expect(true, 42, nil)
 
 }

@@ -270,6 +270,15 @@ func TestTxnOffsetCommitErrors(t *testing.T) {
 	} {
 		errCode(t, c.what, h.txnCommit(with(c.gen, c.member, c.instance))[0], c.want)
 	}
+	// v0-v2 name no member: decoded, the generation is its default, -1.
+	v2 := txnCommitReq("g", 7, 0, "t", 0, 1)
+	v2.Version = 2
+	var dec kmsg.TxnOffsetCommitRequest
+	dec.Version = 2
+	if err := dec.ReadFrom(v2.AppendTo(nil)); err != nil {
+		t.Fatal(err)
+	}
+	errCode(t, "v2 while the group has members", h.txnCommit(&dec)[0], nil)
 	h.marker("g", 7, 0, false)
 
 	// Per partition: unknown topics and partitions, too-large metadata;

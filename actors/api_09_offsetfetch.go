@@ -3,13 +3,17 @@ package actors
 // OffsetFetch v0-v9: committed offsets, read from the store of the group's
 // offsets partition (which a commit updates before it is answered). Groups
 // are batched from v8; null topics (v2+) mean every committed partition;
-// a partition without a commit has offset -1. RequireStable (v7+) is
-// ignored: there are no transactional offset commits yet.
+// a partition without a commit has offset -1. Offsets of open
+// transactions (TxnOffsetCommit) are never shown; with RequireStable
+// (v7+) a partition one of them holds answers UNSTABLE_OFFSET_COMMIT and
+// offset -1, as Kafka's OffsetMetadataManager.fetchOffsets does, so a
+// read_committed consumer waits for the transaction to end.
 
 import (
 	"sort"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-actor/chronik-actor/actors/groups"
@@ -28,7 +32,7 @@ func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
 		if req.Topics == nil {
 			topics = nil
 		}
-		g := c.fetchOffsets(req.Group, topics)
+		g := c.fetchOffsets(req.Group, topics, req.Version >= 7 && req.RequireStable)
 		resp.ErrorCode = g.ErrorCode
 		for _, gt := range g.Topics {
 			t := kmsg.NewOffsetFetchResponseTopic()
@@ -54,13 +58,15 @@ func handleOffsetFetch(c *conn, ctx actor.Context, r *request) {
 			resp.Groups = append(resp.Groups, g)
 			continue
 		}
-		resp.Groups = append(resp.Groups, c.fetchOffsets(rg.Group, rg.Topics))
+		resp.Groups = append(resp.Groups, c.fetchOffsets(rg.Group, rg.Topics, req.RequireStable))
 	}
 	c.respond(r, resp)
 }
 
 // fetchOffsets answers one group; topics nil means all committed ones.
-func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupTopic) kmsg.OffsetFetchResponseGroup {
+// stable: partitions with a pending transactional offset answer
+// UNSTABLE_OFFSET_COMMIT.
+func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupTopic, stable bool) kmsg.OffsetFetchResponseGroup {
 	g := kmsg.NewOffsetFetchResponseGroup()
 	g.Group = group
 	if err := c.b.groups.CoordinatorErr(group); err != nil {
@@ -77,6 +83,10 @@ func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupT
 		return g
 	}
 	if topics == nil {
+		var pending map[string]map[int32]bool
+		if stable {
+			pending = c.b.groups.PendingOffsets(group) // first: see PendingOffsets
+		}
 		all := c.b.groups.CommittedOffsets(group)
 		names := make([]string, 0, len(all))
 		for n := range all {
@@ -92,6 +102,10 @@ func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupT
 			}
 			sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
 			for _, p := range ps {
+				if pending[n][p] {
+					t.Partitions = append(t.Partitions, unstableRow(p))
+					continue
+				}
 				t.Partitions = append(t.Partitions, offsetRow(p, all[n][p]))
 			}
 			g.Topics = append(g.Topics, t)
@@ -102,7 +116,11 @@ func (c *conn) fetchOffsets(group string, topics []kmsg.OffsetFetchRequestGroupT
 		t := kmsg.NewOffsetFetchResponseGroupTopic()
 		t.Topic = rt.Topic
 		for _, p := range rt.Partitions {
-			o, ok := c.b.groups.CommittedOffset(group, rt.Topic, p)
+			o, ok, pending := c.b.groups.FetchOffset(group, rt.Topic, p)
+			if stable && pending {
+				t.Partitions = append(t.Partitions, unstableRow(p))
+				continue
+			}
 			if !ok {
 				o = groups.Offset{Offset: -1, LeaderEpoch: -1}
 			}
@@ -117,5 +135,13 @@ func offsetRow(p int32, o groups.Offset) kmsg.OffsetFetchResponseGroupTopicParti
 	row := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 	meta := o.Metadata
 	row.Partition, row.Offset, row.LeaderEpoch, row.Metadata = p, o.Offset, o.LeaderEpoch, &meta
+	return row
+}
+
+// unstableRow is a partition whose offset a transaction is still
+// committing, under RequireStable.
+func unstableRow(p int32) kmsg.OffsetFetchResponseGroupTopicPartition {
+	row := offsetRow(p, groups.Offset{Offset: -1, LeaderEpoch: -1})
+	row.ErrorCode = kerr.UnstableOffsetCommit.Code
 	return row
 }

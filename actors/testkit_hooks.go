@@ -49,6 +49,10 @@ func (b *Broker) ControllerPID() *actor.PID { return b.controllerPID }
 // Testkit hook.
 func (b *Broker) GroupPID(name string) *actor.PID { return b.groups.GroupPID(name) }
 
+// GroupPartition is the __consumer_offsets partition that holds group
+// name, where its transactions' markers go. Testkit hook.
+func (b *Broker) GroupPartition(name string) int32 { return b.groups.PartitionFor(name) }
+
 // ConnPIDs are the actors of the node's open client connections. Testkit
 // hook.
 func (b *Broker) ConnPIDs() []*actor.PID {

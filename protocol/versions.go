@@ -57,6 +57,8 @@ var apiTable = []struct {
 	{kmsg.ListGroups, VersionRange{0, 5}}, // v4+ states filter, v5 types filter
 	{kmsg.DeleteGroups, VersionRange{0, 3}},
 	{kmsg.OffsetDelete, VersionRange{0, 0}},
+	// Transactions (KIP-98).
+	{kmsg.TxnOffsetCommit, VersionRange{0, 5}}, // v6 names topics by ID (KIP-1319), not served yet
 	// KIP-848 consumer groups, at Kafka 4.0's versions (kmsg's newest).
 	{kmsg.ConsumerGroupHeartbeat, VersionRange{0, 1}}, // v1: the client makes its member id
 	{kmsg.ConsumerGroupDescribe, VersionRange{0, 1}},  // v1 adds the member type

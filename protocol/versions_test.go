@@ -45,6 +45,7 @@ func TestTableRanges(t *testing.T) {
 		kmsg.Fetch: {4, 17}, kmsg.ListOffsets: {1, 10}, kmsg.CreateTopics: {2, 7},
 		kmsg.DeleteTopics: {1, 6}, kmsg.InitProducerID: {0, 5},
 		kmsg.OffsetForLeaderEpoch: {2, 4}, kmsg.DescribeCluster: {0, 2},
+		kmsg.TxnOffsetCommit: {0, 5},
 	}
 	for k, w := range want {
 		if got, ok := SupportedVersions(k.Int16()); !ok || got != w {

@@ -17,7 +17,11 @@ import (
 // Log compaction (cleanup.policy=compact) rewrites sealed segments keeping,
 // for each key, only the record with the highest offset in the whole log.
 // Records with a nil key and tombstones (nil value) are kept. Offsets never
-// change and the log start offset never moves.
+// change and the log start offset never moves. Transactions
+// (compaction_txn.go): a transaction's records count only once it
+// committed, an aborted one's are removed; nothing from the first open
+// one on is compacted; commit markers go with the last record of their
+// transaction, abort markers stay.
 //
 // Batch layout. A sealed segment must stay a contiguous run of batches from
 // its base offset to its next offset (loading checks it), so a rewritten
@@ -29,8 +33,9 @@ import (
 // batch (numRecords 0) fills the leading gap, as Kafka's cleaner leaves
 // empty batches. Rebuilt batches keep the original header fields
 // (attributes, timestamps, producer id/epoch, base sequence, leader epoch)
-// and get new offset deltas, length, count and CRC32C. Compressed,
-// control and transactional batches are kept whole (only their
+// and get new offset deltas, length, count and CRC32C; an empty batch
+// is neither a control nor a transactional batch (see emptyBatch).
+// Compressed batches and the markers kept stay whole (only their
 // lastOffsetDelta may be stretched); the records of compressed batches
 // still count as the latest value of their keys.
 //
@@ -55,10 +60,12 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // CompactionResult reports what Compact did.
 type CompactionResult struct {
-	Records    int64 // records in the segments considered
+	Records    int64 // records in the segments considered, markers included
 	Superseded int64 // of which a later record has the same key
+	Aborted    int64 // of which in an aborted transaction
+	Markers    int64 // of which commit markers with nothing left to commit
 	Segments   int   // segments rewritten
-	Removed    int64 // records removed
+	Removed    int64 // records removed, markers included
 }
 
 // RemoveCompactionLeftovers deletes the *.cleaned files an interrupted
@@ -105,24 +112,55 @@ func (l *PartitionLog) Compact(upTo int64, minDirtyRatio float64) (CompactionRes
 	if n == 0 {
 		return res, nil
 	}
-	latest, err := l.latestOffsets()
+	idx, err := l.buildIndex()
 	if err != nil {
 		return res, fmt.Errorf("partition log %s: compaction: %w", l.dir, err)
 	}
+	for n > 0 && l.sealed[n-1].next > idx.firstOpen {
+		n-- // an open transaction's segments and those after it wait
+	}
+	if n == 0 {
+		return res, nil
+	}
 	dirty := make([]int64, n)
 	for i, s := range l.sealed[:n] {
-		err := scanRecords(s, func(off int64, key []byte, removable bool) {
-			res.Records++
-			if removable && key != nil && latest[string(key)] > off {
-				dirty[i]++
-				res.Superseded++
+		err := scanBatches(s, func(b []byte, h protocol.BatchHeader) error {
+			if h.Control() {
+				res.Records++
+				if idx.dropMarkers[h.BaseOffset] {
+					dirty[i]++
+					res.Markers++
+				}
+				return nil
 			}
+			if h.Codec() != protocol.CodecNone {
+				res.Records += int64(max(h.NumRecords, 0))
+				return nil
+			}
+			recs, err := parseRawRecords(b, h)
+			if err != nil {
+				return err
+			}
+			aborted := h.Transactional() && idx.txns[h.BaseOffset] == txnAborted
+			for _, r := range recs {
+				res.Records++
+				if !idx.keep(h, r.offset, r.key) {
+					dirty[i]++
+					if aborted {
+						res.Aborted++
+					} else {
+						res.Superseded++
+					}
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return res, fmt.Errorf("partition log %s: compaction: segment %020d: %w", l.dir, s.base, err)
 		}
 	}
-	if res.Superseded == 0 || float64(res.Superseded) < minDirtyRatio*float64(res.Records) {
+	removable := res.Superseded + res.Aborted + res.Markers
+	if removable == 0 || float64(removable) < minDirtyRatio*float64(res.Records) {
 		return res, nil
 	}
 	sealed, views := slices.Clone(l.sealed), slices.Clone(l.sealedViews)
@@ -131,7 +169,7 @@ func (l *PartitionLog) Compact(upTo int64, minDirtyRatio float64) (CompactionRes
 		if dirty[i] == 0 {
 			continue
 		}
-		ns, removed, err := l.compactSegment(s, latest)
+		ns, removed, err := l.compactSegment(s, idx)
 		if ns == nil {
 			errs = append(errs, err)
 			break
@@ -153,55 +191,6 @@ func (l *PartitionLog) Compact(upTo int64, minDirtyRatio float64) (CompactionRes
 		return res, fmt.Errorf("partition log %s: compaction: %w", l.dir, err)
 	}
 	return res, nil
-}
-
-// latestOffsets maps each key to its highest offset in the log.
-func (l *PartitionLog) latestOffsets() (map[string]int64, error) {
-	latest := make(map[string]int64)
-	// Only what readers see: an unpublished batch may still be cut by
-	// raft (TruncateTo), so it must not supersede anything.
-	n := l.publishedSealed()
-	tail := &segment{base: l.pub.seg.base, log: l.pub.seg.log, size: l.pub.size}
-	for _, s := range append(slices.Clip(l.sealed[:n]), tail) {
-		err := scanRecords(s, func(off int64, key []byte, _ bool) {
-			if key != nil {
-				latest[string(key)] = off // offsets ascend
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("segment %020d: %w", s.base, err)
-		}
-	}
-	return latest, nil
-}
-
-// scanRecords calls fn for every record of a segment's data batches
-// (control batches hold no keyed data), compressed ones included;
-// removable says compaction may drop the record (its batch is rebuilt).
-func scanRecords(s *segment, fn func(off int64, key []byte, removable bool)) error {
-	return scanBatches(s, func(b []byte, h protocol.BatchHeader) error {
-		if h.Control() {
-			return nil
-		}
-		if h.Codec() == protocol.CodecNone {
-			recs, err := parseRawRecords(b, h)
-			if err != nil {
-				return err
-			}
-			for _, r := range recs {
-				fn(r.offset, r.key, !h.Transactional())
-			}
-			return nil
-		}
-		recs, err := protocol.Records(b)
-		if err != nil {
-			return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
-		}
-		for _, r := range recs {
-			fn(r.Offset, r.Key, false)
-		}
-		return nil
-	})
 }
 
 // scanBatches reads every batch of a segment in order.
@@ -282,13 +271,20 @@ type keptBatch struct {
 // A nil segment means the old one is still in place (err says why); a
 // non-nil one is the new segment, with err set if its index files could
 // not be put in place (they are rebuilt when the log is reopened).
-func (l *PartitionLog) compactSegment(s *segment, latest map[string]int64) (*segment, int64, error) {
+func (l *PartitionLog) compactSegment(s *segment, idx *compactIndex) (*segment, int64, error) {
 	var kept []keptBatch
 	var filler []byte // header of the first dropped batch, for empty batches
 	var removed int64
 	err := scanBatches(s, func(b []byte, h protocol.BatchHeader) error {
 		kb := keptBatch{base: h.BaseOffset, last: h.BaseOffset + int64(h.LastOffsetDelta), raw: b}
-		if h.Codec() != protocol.CodecNone || h.Control() || h.Transactional() {
+		if h.Control() && idx.dropMarkers[h.BaseOffset] {
+			removed++
+			if filler == nil {
+				filler = b[:protocol.BatchHeaderSize]
+			}
+			return nil
+		}
+		if h.Codec() != protocol.CodecNone || h.Control() {
 			kept = append(kept, kb)
 			return nil
 		}
@@ -299,7 +295,7 @@ func (l *PartitionLog) compactSegment(s *segment, latest map[string]int64) (*seg
 		kb.rebuildOK = true
 		keep := recs[:0:0]
 		for _, r := range recs {
-			if r.key == nil || latest[string(r.key)] <= r.offset {
+			if idx.keep(h, r.offset, r.key) {
 				keep = append(keep, r)
 			}
 		}
@@ -385,11 +381,24 @@ func rebuildBatch(hdr []byte, base, last int64, recs []rawRecord) []byte {
 }
 
 // emptyBatch is a batch with no records covering [base, last], with the
-// header fields of hdr (a dropped uncompressed batch's).
+// header fields of hdr (a dropped batch's) but neither the control nor the
+// transactional attribute: readers take a control batch for a marker and
+// read its one record, and a transactional batch opens its producer's
+// transaction until a marker that may be gone.
 func emptyBatch(hdr []byte, base, last int64) []byte {
 	b := slices.Clone(hdr[:protocol.BatchHeaderSize])
+	attrs := binary.BigEndian.Uint16(b[attributesOffset:])
+	binary.BigEndian.PutUint16(b[attributesOffset:], attrs&^(attrControl|attrTransactional))
 	return finishBatch(b, base, last, 0)
 }
+
+// Where a batch's attributes are, and their bits for transactions
+// (Kafka's DefaultRecordBatch).
+const (
+	attributesOffset         = 21
+	attrTransactional uint16 = 0x10
+	attrControl       uint16 = 0x20
+)
 
 func finishBatch(b []byte, base, last int64, n int) []byte {
 	binary.BigEndian.PutUint64(b[0:], uint64(base))

@@ -156,6 +156,8 @@ func (g *group) handleCall(m *Call) {
 		g.handleLeave(m, op)
 	case *kmsg.OffsetCommitRequest:
 		g.handleOffsetCommit(m, op)
+	case *kmsg.TxnOffsetCommitRequest:
+		g.handleTxnOffsetCommit(m, op)
 	case *kmsg.OffsetDeleteRequest:
 		g.handleOffsetDelete(m, op)
 	case *kmsg.ConsumerGroupHeartbeatRequest:
@@ -279,10 +281,16 @@ func (g *group) publish() {
 // actor once they are applied, or with the error. Writes still in flight
 // when the actor stops are failed, so no request waits forever.
 func (g *group) write(recs []protocol.Record, then func(error)) {
+	g.writeBatch(protocol.BuildBatch(recs, time.Now().UnixMilli()), then)
+}
+
+// writeBatch is write for a batch already built: TxnOffsetCommit's
+// transactional one.
+func (g *group) writeBatch(batch []byte, then func(error)) {
 	g.writeSeq++
 	id := g.writeSeq
 	g.writes[id] = then
-	g.co.write(g.ctx, g.name, recs, func(err error) {
+	g.co.writeBatch(g.ctx, g.name, batch, func(err error) {
 		if then, ok := g.writes[id]; ok {
 			delete(g.writes, id)
 			then(err)

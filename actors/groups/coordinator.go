@@ -139,13 +139,18 @@ func (co *Coordinator) partitions() int32 {
 // then runs on the calling actor (ctx) once they are applied (and so
 // visible in the store) or failed.
 func (co *Coordinator) write(ctx actor.Context, group string, recs []protocol.Record, then func(error)) {
+	co.writeBatch(ctx, group, protocol.BuildBatch(recs, time.Now().UnixMilli()), then)
+}
+
+// writeBatch is write for a batch already built (a transactional one).
+func (co *Coordinator) writeBatch(ctx actor.Context, group string, batch []byte, then func(error)) {
 	h := co.node.OffsetsReplica(co.PartitionFor(group))
 	if h == nil {
 		then(fmt.Errorf("%s partition of group %q is not hosted here", OffsetsTopic, group))
 		return
 	}
 	ctx.Send(h.PID(), &raftactor.Propose{
-		Data:    raftactor.EncodeProduce(protocol.BuildBatch(recs, time.Now().UnixMilli())),
+		Data:    raftactor.EncodeProduce(batch),
 		ReplyTo: ctx.Self(),
 		Then: func(v any, err error) {
 			if err == nil {

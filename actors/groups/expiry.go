@@ -97,11 +97,14 @@ func (g *group) expire(now time.Time) {
 	}
 	cutoff := now.Add(-g.co.cfg.OffsetsRetention).UnixMilli()
 	offs := g.store.offsets(g.name)
+	// An offset a transaction is about to replace does not expire, and a
+	// group with pending offsets stays (Kafka's cleanupExpiredOffsets).
+	pending := g.store.pendingPartitions(g.name)
 	var recs []protocol.Record
-	left := 0
+	left := len(pending)
 	for t, ps := range offs {
 		for p, o := range ps {
-			if g.offsetExpired(t, o, cutoff) {
+			if g.offsetExpired(t, o, cutoff) && !pending[t][p] {
 				recs = append(recs, offsetTombstone(g.name, t, p))
 			} else {
 				left++

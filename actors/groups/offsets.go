@@ -127,7 +127,8 @@ func (g *group) handleOffsetDelete(call *Call, req *kmsg.OffsetDeleteRequest) {
 				// protocol chosen yet) count as subscribed, as in Kafka.
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			default:
-				if _, ok := g.store.offset(g.name, rt.Topic, rp.Partition); ok {
+				// Pending offsets of a transaction go too (Kafka's deleteOffsets).
+				if _, ok, pending := g.store.fetchOffset(g.name, rt.Topic, rp.Partition); ok || pending {
 					recs = append(recs, offsetTombstone(g.name, rt.Topic, rp.Partition))
 				}
 			}
@@ -161,7 +162,7 @@ func (g *group) handleDelete(call *Call) {
 		call.reply(kerr.NonEmptyGroup)
 		return
 	}
-	recs := append(offsetTombstones(g.name, g.store.offsets(g.name)), groupTombstone(g.name))
+	recs := append(g.store.allOffsetTombstones(g.name), groupTombstone(g.name))
 	g.die(recs, func(err error) {
 		if err != nil {
 			call.reply(writeError(err))
@@ -281,4 +282,19 @@ func (co *Coordinator) CommittedOffsets(group string) map[string]map[int32]Offse
 // CommittedOffset is group's committed offset of topic/partition.
 func (co *Coordinator) CommittedOffset(group, topic string, partition int32) (Offset, bool) {
 	return co.store(co.PartitionFor(group)).offset(group, topic, partition)
+}
+
+// FetchOffset is OffsetFetch's view of one partition: the committed offset
+// (never a transaction's pending one) and whether a transaction holds a
+// pending offset for it, which RequireStable answers UNSTABLE_OFFSET_COMMIT.
+func (co *Coordinator) FetchOffset(group, topic string, partition int32) (o Offset, ok, pending bool) {
+	return co.store(co.PartitionFor(group)).fetchOffset(group, topic, partition)
+}
+
+// PendingOffsets are the partitions of group for which a transaction holds
+// a pending offset, nil when none. Read it before CommittedOffsets: a
+// marker landing in between then shows as still pending, never as a
+// stable offset older than the committed one.
+func (co *Coordinator) PendingOffsets(group string) map[string]map[int32]bool {
+	return co.store(co.PartitionFor(group)).pendingPartitions(group)
 }

@@ -22,6 +22,9 @@ import (
 type groupStore struct {
 	mu     sync.RWMutex
 	groups map[string]*storedGroup
+	// txns are the groups holding pending offsets of each producer id
+	// (store_txn.go): the groups its next marker commits or aborts.
+	txns map[int64]map[string]struct{}
 	// skipped counts records that could not be decoded, for tests and logs:
 	// a record we cannot read must not stop the partition from loading.
 	skipped int
@@ -31,7 +34,20 @@ type groupStore struct {
 type storedGroup struct {
 	meta     *kmsg.GroupMetadataValue // nil: none, or tombstoned
 	consumer *storedConsumerGroup     // nil: no consumer group records
-	offsets  map[string]map[int32]Offset
+	offsets  map[string]map[int32]storedOffset
+	// pending are TxnOffsetCommit offsets by producer id, until the
+	// producer's marker commits them into offsets or aborts them.
+	pending map[int64]map[string]map[int32]storedOffset
+}
+
+// storedOffset is an offset with the log offset of its record: a
+// transaction's offset, applied at its commit marker, replaces the
+// committed one only if its record is the later of the two (as Kafka's
+// OffsetMetadataManager does), which is also the record compaction keeps,
+// so a compacted log loads the same offsets.
+type storedOffset struct {
+	Offset
+	at int64
 }
 
 // Offset is one committed offset as OffsetCommitValue holds it.
@@ -42,10 +58,26 @@ type Offset struct {
 	CommitTimestamp int64
 }
 
-func newGroupStore() *groupStore { return &groupStore{groups: map[string]*storedGroup{}} }
+func newGroupStore() *groupStore {
+	return &groupStore{groups: map[string]*storedGroup{}, txns: map[int64]map[string]struct{}{}}
+}
 
-// ObserveBatch implements raftactor.BatchObserver.
+// ObserveBatch implements raftactor.BatchObserver. A transaction marker
+// ends its producer's pending offsets; the offsets of a transactional
+// batch wait for it.
 func (s *groupStore) ObserveBatch(batch []byte) {
+	h, err := protocol.ParseBatchHeader(batch)
+	if err == nil && h.Control() {
+		commit, _, err := protocol.ControlMarker(batch)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			s.skipped++
+			return
+		}
+		s.endTxn(h.ProducerID, commit)
+		return
+	}
 	recs, err := protocol.Records(batch)
 	if err != nil {
 		s.mu.Lock()
@@ -53,17 +85,23 @@ func (s *groupStore) ObserveBatch(batch []byte) {
 		s.mu.Unlock()
 		return
 	}
+	pid := int64(-1)
+	if h.Transactional() {
+		pid = h.ProducerID
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range recs {
-		if !s.apply(r.Key, r.Value) {
+		if !s.apply(r.Key, r.Value, r.Offset, pid) {
 			s.skipped++
 		}
 	}
 }
 
-// apply folds one record into the state; false if it could not be read.
-func (s *groupStore) apply(key, value []byte) bool {
+// apply folds one record, at log offset at, into the state; false if it
+// could not be read. pid is the producer whose transaction the record is
+// part of, -1 for none.
+func (s *groupStore) apply(key, value []byte, at, pid int64) bool {
 	if len(key) < 2 {
 		return false
 	}
@@ -75,12 +113,8 @@ func (s *groupStore) apply(key, value []byte) bool {
 		}
 		if value == nil {
 			if g := s.groups[k.Group]; g != nil {
-				if ps := g.offsets[k.Topic]; ps != nil {
-					delete(ps, k.Partition)
-					if len(ps) == 0 {
-						delete(g.offsets, k.Topic)
-					}
-				}
+				deleteOffset(g.offsets, k.Topic, k.Partition)
+				s.dropPending(k.Group, g, k.Topic, k.Partition)
 				s.dropIfEmpty(k.Group)
 			}
 			return true
@@ -92,13 +126,13 @@ func (s *groupStore) apply(key, value []byte) bool {
 		if val.Version < 3 {
 			val.LeaderEpoch = -1
 		}
+		o := storedOffset{Offset{Offset: val.Offset, LeaderEpoch: val.LeaderEpoch, Metadata: val.Metadata, CommitTimestamp: val.CommitTimestamp}, at}
 		g := s.group(k.Group)
-		ps := g.offsets[k.Topic]
-		if ps == nil {
-			ps = map[int32]Offset{}
-			g.offsets[k.Topic] = ps
+		if pid >= 0 {
+			s.addPending(k.Group, g, pid, k.Topic, k.Partition, o)
+			return true
 		}
-		ps[k.Partition] = Offset{Offset: val.Offset, LeaderEpoch: val.LeaderEpoch, Metadata: val.Metadata, CommitTimestamp: val.CommitTimestamp}
+		putOffset(g.offsets, k.Topic, k.Partition, o)
 		return true
 	case 2:
 		var k kmsg.GroupMetadataKey
@@ -131,14 +165,14 @@ func (s *groupStore) apply(key, value []byte) bool {
 func (s *groupStore) group(name string) *storedGroup {
 	g := s.groups[name]
 	if g == nil {
-		g = &storedGroup{offsets: map[string]map[int32]Offset{}}
+		g = &storedGroup{offsets: map[string]map[int32]storedOffset{}}
 		s.groups[name] = g
 	}
 	return g
 }
 
 func (s *groupStore) dropIfEmpty(name string) {
-	if g := s.groups[name]; g != nil && g.meta == nil && g.consumer == nil && len(g.offsets) == 0 {
+	if g := s.groups[name]; g != nil && g.meta == nil && g.consumer == nil && len(g.offsets) == 0 && len(g.pending) == 0 {
 		delete(s.groups, name)
 	}
 }
@@ -167,7 +201,7 @@ func (s *groupStore) offset(group, topic string, partition int32) (Offset, bool)
 	defer s.mu.RUnlock()
 	if g := s.groups[group]; g != nil {
 		o, ok := g.offsets[topic][partition]
-		return o, ok
+		return o.Offset, ok
 	}
 	return Offset{}, false
 }
@@ -181,7 +215,7 @@ func (s *groupStore) offsets(group string) map[string]map[int32]Offset {
 		for t, ps := range g.offsets {
 			cp := make(map[int32]Offset, len(ps))
 			for p, o := range ps {
-				cp[p] = o
+				cp[p] = o.Offset
 			}
 			out[t] = cp
 		}
@@ -207,5 +241,6 @@ func (s *groupStore) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.groups = map[string]*storedGroup{}
+	s.txns = map[int64]map[string]struct{}{}
 	s.skipped = 0
 }

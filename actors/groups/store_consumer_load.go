@@ -356,7 +356,7 @@ func (g *group) handleConsumerDelete(call *Call) {
 		call.reply(kerr.NonEmptyGroup)
 		return
 	}
-	recs := append(offsetTombstones(g.name, g.store.offsets(g.name)), g.consumerTombstones()...)
+	recs := append(g.store.allOffsetTombstones(g.name), g.consumerTombstones()...)
 	if g.store.metadata(g.name) != nil {
 		recs = append(recs, groupTombstone(g.name))
 	}

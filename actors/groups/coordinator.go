@@ -104,28 +104,7 @@ func (co *Coordinator) store(p int32) *groupStore {
 // PartitionFor maps a group to its offsets partition as Kafka does:
 // abs(javaStringHashCode(group)) % partitions.
 func (co *Coordinator) PartitionFor(group string) int32 {
-	return groupPartition(group, co.partitions())
-}
-
-// groupPartition is Kafka's Utils.abs(group.hashCode()) % n.
-func groupPartition(group string, n int32) int32 {
-	var h int32
-	for _, r := range group {
-		// Java hashes UTF-16 code units.
-		if r >= 0x10000 {
-			r -= 0x10000
-			h = 31*h + int32(0xD800+(r>>10))
-			h = 31*h + int32(0xDC00+(r&0x3FF))
-			continue
-		}
-		h = 31*h + int32(r)
-	}
-	if h == -2147483648 {
-		h = 0 // Kafka's Utils.abs maps MinValue to 0
-	} else if h < 0 {
-		h = -h
-	}
-	return h % n
+	return protocol.CoordinatorPartition(group, co.partitions())
 }
 
 func (co *Coordinator) partitions() int32 {

@@ -63,7 +63,7 @@ func (c *conn) addPartitionsBatch(ctx actor.Context, r *request, req *kmsg.AddPa
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	resp.Transactions = make([]kmsg.AddPartitionsToTxnResponseTransaction, len(req.Transactions))
 	var mu sync.Mutex
-	pending := len(req.Transactions) + 1
+	pending := 1 // the loop's own, released after it
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	finish := func() {
 		mu.Lock()

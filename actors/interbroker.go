@@ -77,8 +77,6 @@ func (ib *interBroker) client(node int32) (*kgo.Client, error) {
 		kgo.ClientID(fmt.Sprintf("chronik-actor-broker-%d", ib.b.cfg.NodeID)),
 		kgo.DialTimeout(5*time.Second),
 		kgo.RequestRetries(0),
-		// Nothing but direct requests: no metadata polling of its own.
-		kgo.MetadataMinAge(time.Hour),
 	)
 	if err != nil {
 		return nil, err

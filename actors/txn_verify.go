@@ -44,6 +44,7 @@ func (b *Broker) verifyTxnPartitions(txnID string, pid int64, epoch int16, parts
 	}
 	node, ok := b.txnCoordinatorOf(txnID)
 	if !ok {
+		b.log.Debug("transaction verification: no coordinator known", "transactional_id", txnID)
 		done(all(kerr.NotEnoughReplicas))
 		return
 	}
@@ -70,6 +71,7 @@ func (b *Broker) verifyTxnPartitions(txnID string, pid int64, epoch int16, parts
 		kr, err := b.inter.request(node, req)
 		resp, _ := kr.(*kmsg.AddPartitionsToTxnResponse)
 		if err != nil || resp == nil {
+			b.log.Debug("transaction verification: coordinator did not answer", "transactional_id", txnID, "node", node, "err", err)
 			finish(&txns.AddResult{Err: kerr.CoordinatorNotAvailable})
 			return
 		}

@@ -112,6 +112,8 @@ func (n txnsNode) WriteMarkers(m txns.Markers, done func(map[string]map[int32]*k
 			kr, err := b.inter.request(node, req)
 			if err == nil {
 				resp, _ = kr.(*kmsg.WriteTxnMarkersResponse)
+			} else {
+				b.log.Debug("transaction markers: peer did not answer", "node", node, "err", err)
 			}
 			merge(parts, resp, err)
 			finish()

@@ -243,3 +243,28 @@ func TestEpochExhaustion(t *testing.T) {
 		t.Fatalf("retry: pid %d epoch %d, want a new pid at 0", pid, e)
 	}
 }
+
+// TestInitKIP360RecoversItsOwnAbort: a producer that re-initializes with
+// its own id and epoch while its transaction is open (franz-go does to
+// abort a transaction whose commit went unanswered) has the transaction
+// aborted at a bumped epoch, and its retry is answered with that epoch,
+// not fenced; a zombie fenced by a new instance stays fenced.
+func TestInitKIP360RecoversItsOwnAbort(t *testing.T) {
+	h := newHarness(t, Config{})
+	pid, e0 := h.init("a")
+	h.mustAdd("a", pid, e0, map[string][]int32{"foo": {0}})
+	wantErr(t, "init naming the open transaction's epoch", h.initWith(initReq("a", 4, pid, e0)).Err, kerr.ConcurrentTransactions)
+	h.waitState("a", stateCompleteAbort)
+	res := h.initWith(initReq("a", 4, pid, e0))
+	if res.Err != nil || res.ProducerID != pid || res.ProducerEpoch != e0+1 {
+		t.Fatalf("retry: %v pid %d epoch %d, want %d %d", res.Err, res.ProducerID, res.ProducerEpoch, pid, e0+1)
+	}
+
+	// A new instance (no epoch named) fences the open transaction's
+	// producer for good.
+	e1 := res.ProducerEpoch
+	h.mustAdd("a", pid, e1, map[string][]int32{"foo": {0}})
+	wantErr(t, "new instance", h.initWith(initReq("a", 4, -1, -1)).Err, kerr.ConcurrentTransactions)
+	h.waitState("a", stateCompleteAbort)
+	wantErr(t, "zombie", h.initWith(initReq("a", 4, pid, e1)).Err, kerr.ProducerFenced)
+}

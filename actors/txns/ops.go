@@ -67,7 +67,7 @@ func (a *partition) initProducerID(c *Call, req *kmsg.InitProducerIDRequest) {
 	}
 	switch t.state {
 	case stateOngoing:
-		a.fenceAndAbort(t)
+		a.fenceAndAbort(t, req.ProducerID >= 0)
 		answer(kerr.ConcurrentTransactions, 0, 0)
 		return
 	case statePrepareCommit, statePrepareAbort:
@@ -288,15 +288,19 @@ func (a *partition) expire(now time.Time) {
 	for _, t := range a.txns {
 		if t.state == stateOngoing && !t.busy && now.UnixMilli()-t.start > int64(t.timeoutMs) {
 			a.co.node.Log().Info("aborting a timed-out transaction", "transactional_id", t.id, "producer_id", t.pid, "epoch", t.epoch, "timeout_ms", t.timeoutMs)
-			a.fenceAndAbort(t)
+			a.fenceAndAbort(t, true)
 		}
 	}
 }
 
 // fenceAndAbort aborts t's open transaction at a bumped epoch: its
 // markers carry the new epoch, so the partitions refuse the old
-// producer's writes from then on.
-func (a *partition) fenceAndAbort(t *txn) {
+// producer's writes from then on. recoverable lets the producer of the
+// fenced epoch come back with InitProducerId naming it (KIP-360/588):
+// a producer that asked for the abort itself, or one whose transaction
+// timed out, gets the current epoch; a zombie fenced by a new instance
+// (an InitProducerId naming no epoch) stays fenced.
+func (a *partition) fenceAndAbort(t *txn, recoverable bool) {
 	next := t.next()
 	// Up to MaxInt16, which no InitProducerId hands out: the producer's
 	// retry then gets a new producer id (Kafka's prepareFenceProducerEpoch).
@@ -304,6 +308,9 @@ func (a *partition) fenceAndAbort(t *txn) {
 		next.epoch++
 	}
 	next.lastEpoch = -1
+	if recoverable && next.epoch != t.epoch {
+		next.lastEpoch = t.epoch
+	}
 	next.state, next.updated = statePrepareAbort, nowMs()
 	t.busy = true
 	a.write(&next, func(err *kerr.Error) {

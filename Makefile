@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: run build test fuzz kcat kafkajs txn-tests kgo-suite bench bench-cluster cluster cluster-stop
+.PHONY: run build test fuzz kcat kafkajs txn-tests kgo-suite bench bench-txn bench-cluster cluster cluster-stop
 
 # One node on 127.0.0.1:9092 with its data in ./data (the defaults, spelled
 # out so the command line says what runs).
@@ -80,6 +80,12 @@ fuzz:
 # against an embedded broker and against kfake for comparison.
 bench:
 	$(GO) run ./cmd/chronik-actor bench produce --against kfake \
+		--record-size 1024 --partitions 6 --acks all --duration 30s
+
+# Transactions of 100 records against plain produce on one node, and
+# against kfake's transactions, in one run.
+bench-txn:
+	$(GO) run ./cmd/chronik-actor bench produce --compare single+txn,single,kfake+txn \
 		--record-size 1024 --partitions 6 --acks all --duration 30s
 
 # The same workload against an embedded 3-node cluster (RF 3), a single

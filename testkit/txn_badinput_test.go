@@ -154,7 +154,6 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-
 func codeOrZero(err *kerr.Error) int16 {
 	if err == nil {
 		return 0

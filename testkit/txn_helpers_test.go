@@ -452,9 +452,6 @@ func decodeBatches(b []byte) ([]kmsg.RecordBatch, error) {
 // batchIsControl reports whether a batch is a control batch (a marker).
 func batchIsControl(rb kmsg.RecordBatch) bool { return rb.Attributes&0x20 != 0 }
 
-// batchIsTransactional reports the transactional attribute.
-func batchIsTransactional(rb kmsg.RecordBatch) bool { return rb.Attributes&0x10 != 0 }
-
 // killableDialer lets a kgo client die abruptly, as its process would:
 // kill closes every connection it dialled and refuses new ones, so the
 // broker sees the client's connections drop and hears nothing more from

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -114,14 +113,9 @@ func (co *Coordinator) partitions() int32 {
 	return co.cfg.OffsetsPartitions
 }
 
-// write appends records to the group's offsets partition through raft;
-// then runs on the calling actor (ctx) once they are applied (and so
+// writeBatch appends a batch to the group's offsets partition through
+// raft; then runs on the calling actor (ctx) once it is applied (and so
 // visible in the store) or failed.
-func (co *Coordinator) write(ctx actor.Context, group string, recs []protocol.Record, then func(error)) {
-	co.writeBatch(ctx, group, protocol.BuildBatch(recs, time.Now().UnixMilli()), then)
-}
-
-// writeBatch is write for a batch already built (a transactional one).
 func (co *Coordinator) writeBatch(ctx actor.Context, group string, batch []byte, then func(error)) {
 	h := co.node.OffsetsReplica(co.PartitionFor(group))
 	if h == nil {

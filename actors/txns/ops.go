@@ -148,9 +148,7 @@ func (a *partition) addPartitions(c *Call, op *AddOp) {
 	if err == nil && (t.busy && !op.VerifyOnly || t.state == statePrepareCommit || t.state == statePrepareAbort) {
 		err = kerr.ConcurrentTransactions
 	}
-	if op.Group != "" {
-		op.Partitions = map[string][]int32{groups.OffsetsTopic: {a.co.node.OffsetsPartition(op.Group)}}
-	}
+	op.Partitions = a.opPartitions(op)
 	if err != nil {
 		reply(&AddResult{Err: err})
 		return
@@ -367,6 +365,9 @@ func (a *partition) sendMarkers(t *txn, commit bool, parts map[string][]int32) {
 
 // complete writes the Complete record once every marker is written.
 func (a *partition) complete(t *txn, commit bool) {
+	if a.openNext(t, commit) {
+		return
+	}
 	next := t.next()
 	next.state, next.parts, next.start, next.updated = stateCompleteAbort, nil, -1, nowMs()
 	if commit {
@@ -379,4 +380,78 @@ func (a *partition) complete(t *txn, commit bool) {
 		}
 		*t = next
 	})
+}
+
+// openNext, when the first call waiting for t is its producer adding
+// the partitions of its next transaction, writes one Ongoing record
+// naming them in place of the Complete record: every marker of the
+// transaction ending is written, so the Complete record would say
+// nothing the Ongoing one does not, and a producer running transactions
+// back to back starts each one a write sooner (Kafka writes both
+// records; its log then reads PrepareCommit, Ongoing, which a reload
+// takes as it takes any last record). It reports whether it did.
+func (a *partition) openNext(t *txn, commit bool) bool {
+	cs := a.parked[t.id]
+	if len(cs) == 0 {
+		return false
+	}
+	op, ok := cs[0].op.(*AddOp)
+	if !ok || op.VerifyOnly || op.ProducerID != t.pid || op.ProducerEpoch != t.epoch {
+		return false
+	}
+	parts := a.opPartitions(op)
+	md := a.co.node.Metadata()
+	for topic, ps := range parts {
+		mt := md.Topics[topic]
+		for _, p := range ps {
+			if mt == nil || p < 0 || int(p) >= len(mt.Groups) {
+				return false // addPartitions answers it, after the Complete record
+			}
+		}
+	}
+	c := cs[0]
+	if a.parked[t.id] = cs[1:]; len(a.parked[t.id]) == 0 {
+		delete(a.parked, t.id)
+	}
+	reply := a.hold(c)
+	next := t.next()
+	next.parts = nil
+	for topic, ps := range parts {
+		for _, p := range ps {
+			next.add(topic, p)
+		}
+	}
+	next.state, next.start, next.updated = stateOngoing, nowMs(), nowMs()
+	a.write(&next, func(err *kerr.Error) {
+		if err != nil {
+			reply(&AddResult{Err: err})
+			a.after(a.co.cfg.MarkerRetry, func() { a.complete(t, commit) })
+			return
+		}
+		*t = next
+		reply(addedAll(parts))
+	})
+	return true
+}
+
+// opPartitions is what op adds: its partitions, or its group's offsets
+// partition (AddOffsetsToTxn).
+func (a *partition) opPartitions(op *AddOp) map[string][]int32 {
+	if op.Group != "" {
+		return map[string][]int32{groups.OffsetsTopic: {a.co.node.OffsetsPartition(op.Group)}}
+	}
+	return op.Partitions
+}
+
+// addedAll answers an add of parts that succeeded.
+func addedAll(parts map[string][]int32) *AddResult {
+	res := &AddResult{Partitions: map[string]map[int32]*kerr.Error{}}
+	for topic, ps := range parts {
+		m := map[int32]*kerr.Error{}
+		for _, p := range ps {
+			m[p] = nil
+		}
+		res.Partitions[topic] = m
+	}
+	return res
 }

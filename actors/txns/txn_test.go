@@ -434,7 +434,8 @@ func TestPanicRespawnsThePartition(t *testing.T) {
 // TestAddWaitsForTheEnd: a producer that begins its next transaction
 // while the markers of the last are out is answered once they are
 // written (Kafka answers CONCURRENT_TRANSACTIONS at once, and clients
-// back off), and its partitions open the next transaction.
+// back off), and its partitions open the next transaction in the record
+// that takes the Complete record's place.
 func TestAddWaitsForTheEnd(t *testing.T) {
 	h := newHarness(t, Config{})
 	pid, e := h.init("a")
@@ -454,7 +455,13 @@ func TestAddWaitsForTheEnd(t *testing.T) {
 		t.Fatalf("next transaction %+v", v.Topics)
 	}
 	got := states(h.replica("a").records("a"))
-	if !reflect.DeepEqual(got, []string{"Empty", "Ongoing", "PrepareCommit", "CompleteCommit", "Ongoing"}) {
+	if !reflect.DeepEqual(got, []string{"Empty", "Ongoing", "PrepareCommit", "Ongoing"}) {
 		t.Fatalf("records %v", got)
+	}
+	// The next end runs as any other.
+	wantErr(t, "second commit", h.end("a", pid, e, true), nil)
+	h.waitState("a", stateCompleteCommit)
+	if ms := h.node.markerCalls(); len(ms) != 2 || !reflect.DeepEqual(ms[1].Partitions, map[string][]int32{"foo": {2}}) {
+		t.Fatalf("markers %+v", ms)
 	}
 }

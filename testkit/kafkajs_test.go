@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -309,21 +308,7 @@ var kafkajsGroupAPIs = map[int16]int16{
 // (at least at the given version); nil when it serves them all.
 func kafkajsMissingAPIs(t testing.TB, addr string, need map[int16]int16) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl := NewClient(t, addr)
-	defer cl.Close()
-	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("ApiVersions: %v", err)
-	}
-	have := map[int16]int16{}
-	for _, k := range resp.ApiKeys {
-		have[k.ApiKey] = k.MaxVersion
-	}
+	have := advertisedAPIs(t, addr)
 	var missing []string
 	for key, minV := range need {
 		if maxV, ok := have[key]; !ok || maxV < minV {

@@ -98,14 +98,7 @@ func TestTxnFranzOpenHoldsLSO(t *testing.T) {
 		t.Fatalf("after a committed transaction of 4 records: end offset %d, want 5 (4 records and the commit marker)", stable)
 	}
 
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	res := p.ProduceSync(ctx, txnRecords(topic, "open", 3, 1)...)
-	if err := res.FirstErr(); err != nil {
-		t.Fatalf("transactional produce: %v", err)
-	}
-	first := res[0].Record.Offset
+	first := openTxn(ctx, t, p, txnRecords(topic, "open", 3, 1)...)
 	if first != stable {
 		t.Fatalf("the open transaction's first record is at offset %d, want %d", first, stable)
 	}
@@ -198,15 +191,8 @@ func TestTxnTimeoutAbortsAndFences(t *testing.T) {
 	// The first transaction shows the broker accepts a 2 s timeout
 	// (INVALID_TRANSACTION_TIMEOUT would fail InitProducerId here).
 	runTxn(ctx, t, p, true, txnRecords(topic, "before", 2, 1)...)
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	res := p.ProduceSync(ctx, txnRecords(topic, "left-open", 3, 1)...)
-	if err := res.FirstErr(); err != nil {
-		t.Fatalf("transactional produce: %v", err)
-	}
+	first := openTxn(ctx, t, p, txnRecords(topic, "left-open", 3, 1)...)
 	opened := time.Now()
-	first := res[0].Record.Offset
 	pid, epoch, err := p.ProducerID(ctx)
 	if err != nil {
 		t.Fatalf("ProducerID: %v", err)

@@ -135,15 +135,25 @@ func txnRecords(topic, tag string, n, partitions int) []*kgo.Record {
 // every step within ctx. It fails the test on any error.
 func runTxn(ctx context.Context, t testing.TB, p *kgo.Client, commit bool, recs ...*kgo.Record) {
 	t.Helper()
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("transactional produce of %d records: %v (context: %v)", len(recs), err, ctx.Err())
-	}
+	openTxn(ctx, t, p, recs...)
 	if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 		t.Fatalf("EndTransaction(commit=%v): %v (context: %v)", commit, err, ctx.Err())
 	}
+}
+
+// openTxn begins a transaction on p and writes recs within ctx, leaving
+// it open; it returns the offset of the first record. It fails the test
+// on any error.
+func openTxn(ctx context.Context, t testing.TB, p *kgo.Client, recs ...*kgo.Record) int64 {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatalf("BeginTransaction: %v", err)
+	}
+	res := p.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatalf("transactional produce of %d records: %v (context: %v)", len(recs), err, ctx.Err())
+	}
+	return res[0].Record.Offset
 }
 
 // isolation is a ListOffsets / Fetch isolation level.

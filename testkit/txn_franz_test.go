@@ -321,25 +321,7 @@ func addPartitionsOldEpoch(ctx context.Context, t testing.TB, addr, txnID string
 	versions := kversion.Stable()
 	versions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), 3) // v4+ batches transactions, for brokers' verification
 	cl := NewClient(t, addr, kgo.MaxVersions(versions))
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.TransactionalID = txnID
-	req.ProducerID = pid
-	req.ProducerEpoch = epoch
-	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
-	rt.Topic = topic
-	rt.Partitions = []int32{0}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("AddPartitionsToTxn: %v", err)
-	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			return rp.ErrorCode
-		}
-	}
-	t.Fatalf("AddPartitionsToTxn answered no partition: %+v", resp)
-	return 0
+	return addPartition0(ctx, t, cl, txnID, pid, epoch, topic)
 }
 
 // maxVersion is the newest version of API key the broker advertises, -1

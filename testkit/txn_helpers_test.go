@@ -156,6 +156,25 @@ func openTxn(ctx context.Context, t testing.TB, p *kgo.Client, recs ...*kgo.Reco
 	return res[0].Record.Offset
 }
 
+// addPartition0 sends a client's AddPartitionsToTxn (v0-v3: the client
+// must not send v4+, a broker's) that adds topic's partition 0 to
+// txnID's transaction at producer pid and epoch, and returns that
+// partition's error code. It fails the test on a request error or an
+// answer not of that one partition.
+func addPartition0(ctx context.Context, t testing.TB, cl *kgo.Client, txnID string, pid int64, epoch int16, topic string) int16 {
+	t.Helper()
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = txnID, pid, epoch
+	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
+}
+
 // isolation is a ListOffsets / Fetch isolation level.
 type isolation int8
 

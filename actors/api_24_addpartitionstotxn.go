@@ -38,11 +38,7 @@ func handleAddPartitionsToTxn(c *conn, ctx actor.Context, r *request) {
 			for _, p := range rt.Partitions {
 				sp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
 				sp.Partition = p
-				if res.Err != nil {
-					sp.ErrorCode = res.Err.Code
-				} else {
-					sp.ErrorCode = codeOf(res.Partitions[rt.Topic][p])
-				}
+				sp.ErrorCode = addedCode(res, rt.Topic, p)
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
@@ -54,6 +50,15 @@ func handleAddPartitionsToTxn(c *conn, ctx actor.Context, r *request) {
 		return
 	}
 	c.callTxn(ctx, r, req.TransactionalID, op, answer)
+}
+
+// addedCode is the answer for topic/p in res, in either version's
+// response: the request's error, or else the partition's own.
+func addedCode(res *txns.AddResult, topic string, p int32) int16 {
+	if res.Err != nil {
+		return res.Err.Code
+	}
+	return codeOf(res.Partitions[topic][p])
 }
 
 // addPartitionsBatch serves a broker's v4+ request: every transaction is
@@ -90,11 +95,7 @@ func (c *conn) addPartitionsBatch(ctx actor.Context, r *request, req *kmsg.AddPa
 				for _, p := range t.Partitions {
 					op := kmsg.NewAddPartitionsToTxnResponseTransactionTopicPartition()
 					op.Partition = p
-					if res.Err != nil {
-						op.ErrorCode = res.Err.Code
-					} else {
-						op.ErrorCode = codeOf(res.Partitions[t.Topic][p])
-					}
+					op.ErrorCode = addedCode(res, t.Topic, p)
 					ot.Partitions = append(ot.Partitions, op)
 				}
 				out.Topics = append(out.Topics, ot)

@@ -107,21 +107,7 @@ var kip848GroupAPIs = map[int16]int16{
 // at addr advertises each key at least at the given version.
 func requireAPIs(t testing.TB, addr string, need map[int16]int16) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl := NewClient(t, addr)
-	defer cl.Close()
-	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("ApiVersions: %v", err)
-	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		t.Fatalf("ApiVersions: %v", err)
-	}
-	have := map[int16]int16{}
-	for _, k := range resp.ApiKeys {
-		have[k.ApiKey] = k.MaxVersion
-	}
+	have := advertisedAPIs(t, addr)
 	keys := make([]int, 0, len(need))
 	for k := range need {
 		keys = append(keys, int(k))
@@ -142,6 +128,28 @@ func requireAPIs(t testing.TB, addr string, need map[int16]int16) {
 	if len(missing) > 0 {
 		t.Fatalf("the broker at %s does not serve the group APIs this check needs: %s", addr, strings.Join(missing, ", "))
 	}
+}
+
+// advertisedAPIs is the broker's ApiVersions answer: the newest version
+// of each API key it advertises.
+func advertisedAPIs(t testing.TB, addr string) map[int16]int16 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := NewClient(t, addr)
+	defer cl.Close()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	if err != nil {
+		t.Fatalf("ApiVersions: %v", err)
+	}
+	have := map[int16]int16{}
+	for _, k := range resp.ApiKeys {
+		have[k.ApiKey] = k.MaxVersion
+	}
+	return have
 }
 
 // uniqueName makes a topic or group name that no other check (or earlier

@@ -13,21 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // kafkajsSummary is what testkit/kafkajs/check.js prints on stdout.
 type kafkajsSummary struct {
-	Kafkajs string `json:"kafkajs"`
-	Node    string `json:"node"`
-	Topic   string `json:"topic"`
-	Steps   []struct {
-		Name  string          `json:"name"`
-		MS    int64           `json:"ms"`
-		Error json.RawMessage `json:"error"`
-	} `json:"steps"`
-	Requests   map[string]int `json:"requests"`
+	kafkajsRun
+	Topic      string `json:"topic"`
 	Partitions []struct {
 		Partition int32 `json:"partition"`
 		Leader    int32 `json:"leader"`
@@ -49,7 +41,74 @@ type kafkajsSummary struct {
 		Error    json.RawMessage `json:"error"`
 		Consumed []kafkajsRecord `json:"consumed"`
 	} `json:"groups"`
-	Error json.RawMessage `json:"error"`
+}
+
+// kafkajsRun is what every script's summary holds (testkit/kafkajs/harness.js).
+type kafkajsRun struct {
+	Kafkajs string `json:"kafkajs"`
+	Node    string `json:"node"`
+	Steps   []struct {
+		Name  string          `json:"name"`
+		MS    int64           `json:"ms"`
+		Error json.RawMessage `json:"error"`
+	} `json:"steps"`
+	Requests map[string]int  `json:"requests"`
+	Error    json.RawMessage `json:"error"`
+}
+
+func (r *kafkajsRun) run() *kafkajsRun { return r }
+
+// runKafkajs runs testkit/kafkajs/<script> with args under node, within
+// the given time, and decodes the summary it prints into sum. It fails
+// the test unless every step and the script itself succeeded; the
+// script's stderr (the kafkajs log) is logged when the test fails.
+func runKafkajs(t *testing.T, within time.Duration, sum interface{ run() *kafkajsRun }, script string, args ...string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is not on PATH: install Node.js (v18+), then run `make test`, which runs `npm ci` in testkit/kafkajs")
+	}
+	path, err := filepath.Abs(filepath.Join("kafkajs", script))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(path), "node_modules", "kafkajs", "package.json")); err != nil {
+		t.Fatalf("kafkajs is not installed in testkit/kafkajs/node_modules (%v): run `make test`, which runs `npm ci` there when it is missing", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{path}, args...)...)
+	cmd.Env = append(os.Environ(), "KAFKAJS_NO_PARTITIONER_WARNING=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	elapsed := time.Since(start)
+
+	if err := json.Unmarshal(stdout.Bytes(), sum); err != nil {
+		out := stdout.String()
+		if len(out) > 4096 {
+			out = out[:2048] + fmt.Sprintf("\n... (%d bytes) ...\n", len(out)-4096) + out[len(out)-2048:]
+		}
+		t.Fatalf("node %s %s: %v (context: %v); its stdout is not the JSON summary (%v):\n%s\nstderr:\n%s",
+			script, strings.Join(args, " "), runErr, ctx.Err(), err, out, stderr.String())
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s stderr (kafkajs log):\n%s", script, stderr.String())
+		}
+	})
+	r := sum.run()
+	t.Logf("kafkajs %s on node %s, %v; requests answered: %s", r.Kafkajs, r.Node, elapsed.Round(time.Millisecond), kafkajsRequests(r.Requests))
+	for _, s := range r.Steps {
+		if jsonSet(s.Error) {
+			t.Errorf("kafkajs step %q failed after %d ms: %s", s.Name, s.MS, s.Error)
+		}
+	}
+	if jsonSet(r.Error) || runErr != nil {
+		t.Fatalf("%s: %v (context: %v), error %s", script, runErr, ctx.Err(), r.Error)
+	}
 }
 
 // kafkajsRecord is one record as produced or consumed; bytes are base64 in
@@ -99,58 +158,11 @@ func jsonSet(raw json.RawMessage) bool {
 // records; when it does not, kafkajs must say which API it lacks and the
 // check logs it.
 func TestKafkajs(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not on PATH: install Node.js (v18+), then run `make test`, which runs `npm ci` in testkit/kafkajs")
-	}
-	script, err := filepath.Abs(filepath.Join("kafkajs", "check.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "kafkajs", "package.json")); err != nil {
-		t.Fatalf("kafkajs is not installed in testkit/kafkajs/node_modules (%v): run `make test`, which runs `npm ci` there when it is missing", err)
-	}
-
 	tg := StartTarget(t)
 	topic := fmt.Sprintf("kafkajs-%d", time.Now().UnixNano()%1_000_000)
 	missing := kafkajsMissingAPIs(t, tg.Addr(), kafkajsGroupAPIs)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, tg.Addr(), topic)
-	cmd.Env = append(os.Environ(), "KAFKAJS_NO_PARTITIONER_WARNING=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	elapsed := time.Since(start)
-
 	var sum kafkajsSummary
-	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-		out := stdout.String()
-		if len(out) > 4096 {
-			out = out[:2048] + fmt.Sprintf("\n... (%d bytes) ...\n", len(out)-4096) + out[len(out)-2048:]
-		}
-		t.Fatalf("node %s %s %s: %v (context: %v); its stdout is not the JSON summary (%v):\n%s\nstderr:\n%s",
-			filepath.Base(script), tg.Addr(), topic, runErr, ctx.Err(), err, out, stderr.String())
-	}
-	failed := false
-	defer func() {
-		if failed || t.Failed() {
-			t.Logf("check.js stderr (kafkajs log):\n%s", stderr.String())
-		}
-	}()
-	t.Logf("kafkajs %s on node %s, %v; requests answered: %s", sum.Kafkajs, sum.Node, elapsed.Round(time.Millisecond), kafkajsRequests(sum.Requests))
-	for _, s := range sum.Steps {
-		if jsonSet(s.Error) {
-			failed = true
-			t.Errorf("kafkajs step %q failed after %d ms: %s", s.Name, s.MS, s.Error)
-		}
-	}
-	if jsonSet(sum.Error) || runErr != nil {
-		failed = true
-		t.Fatalf("check.js: %v (context: %v), error %s", runErr, ctx.Err(), sum.Error)
-	}
+	runKafkajs(t, 60*time.Second, &sum, "check.js", tg.Addr(), topic)
 
 	const partitions, idempotent, gzipped = 3, 200, 50
 	t.Run("metadata", func(t *testing.T) {
@@ -296,21 +308,7 @@ var kafkajsGroupAPIs = map[int16]int16{
 // (at least at the given version); nil when it serves them all.
 func kafkajsMissingAPIs(t testing.TB, addr string, need map[int16]int16) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl := NewClient(t, addr)
-	defer cl.Close()
-	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("ApiVersions: %v", err)
-	}
-	have := map[int16]int16{}
-	for _, k := range resp.ApiKeys {
-		have[k.ApiKey] = k.MaxVersion
-	}
+	have := advertisedAPIs(t, addr)
 	var missing []string
 	for key, minV := range need {
 		if maxV, ok := have[key]; !ok || maxV < minV {

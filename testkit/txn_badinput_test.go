@@ -60,16 +60,7 @@ func TestTxnBadInput(t *testing.T) {
 	}
 	addPartition := func(id string, pid int64, epoch int16) int16 {
 		t.Helper()
-		req := kmsg.NewPtrAddPartitionsToTxnRequest()
-		req.TransactionalID, req.ProducerID, req.ProducerEpoch = id, pid, epoch
-		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
-		rt.Topic, rt.Partitions = topic, []int32{0}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-			t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
-		}
-		return resp.Topics[0].Partitions[0].ErrorCode
+		return addPartition0(ctx, t, cl, id, pid, epoch, topic)
 	}
 
 	code("empty transactional id", initTxn("", 60000).ErrorCode, kerr.InvalidRequest)

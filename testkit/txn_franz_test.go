@@ -98,14 +98,7 @@ func TestTxnFranzOpenHoldsLSO(t *testing.T) {
 		t.Fatalf("after a committed transaction of 4 records: end offset %d, want 5 (4 records and the commit marker)", stable)
 	}
 
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	res := p.ProduceSync(ctx, txnRecords(topic, "open", 3, 1)...)
-	if err := res.FirstErr(); err != nil {
-		t.Fatalf("transactional produce: %v", err)
-	}
-	first := res[0].Record.Offset
+	first := openTxn(ctx, t, p, txnRecords(topic, "open", 3, 1)...)
 	if first != stable {
 		t.Fatalf("the open transaction's first record is at offset %d, want %d", first, stable)
 	}
@@ -198,15 +191,8 @@ func TestTxnTimeoutAbortsAndFences(t *testing.T) {
 	// The first transaction shows the broker accepts a 2 s timeout
 	// (INVALID_TRANSACTION_TIMEOUT would fail InitProducerId here).
 	runTxn(ctx, t, p, true, txnRecords(topic, "before", 2, 1)...)
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	res := p.ProduceSync(ctx, txnRecords(topic, "left-open", 3, 1)...)
-	if err := res.FirstErr(); err != nil {
-		t.Fatalf("transactional produce: %v", err)
-	}
+	first := openTxn(ctx, t, p, txnRecords(topic, "left-open", 3, 1)...)
 	opened := time.Now()
-	first := res[0].Record.Offset
 	pid, epoch, err := p.ProducerID(ctx)
 	if err != nil {
 		t.Fatalf("ProducerID: %v", err)
@@ -335,46 +321,15 @@ func addPartitionsOldEpoch(ctx context.Context, t testing.TB, addr, txnID string
 	versions := kversion.Stable()
 	versions.SetMaxKeyVersion(kmsg.AddPartitionsToTxn.Int16(), 3) // v4+ batches transactions, for brokers' verification
 	cl := NewClient(t, addr, kgo.MaxVersions(versions))
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.TransactionalID = txnID
-	req.ProducerID = pid
-	req.ProducerEpoch = epoch
-	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
-	rt.Topic = topic
-	rt.Partitions = []int32{0}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("AddPartitionsToTxn: %v", err)
-	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			return rp.ErrorCode
-		}
-	}
-	t.Fatalf("AddPartitionsToTxn answered no partition: %+v", resp)
-	return 0
+	return addPartition0(ctx, t, cl, txnID, pid, epoch, topic)
 }
 
 // maxVersion is the newest version of API key the broker advertises, -1
 // when it does not serve it.
 func maxVersion(t testing.TB, addr string, key int16) int16 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl := NewClient(t, addr)
-	defer cl.Close()
-	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
-	if err == nil {
-		err = kerr.ErrorForCode(resp.ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("ApiVersions: %v", err)
-	}
-	for _, k := range resp.ApiKeys {
-		if k.ApiKey == key {
-			return k.MaxVersion
-		}
+	if v, ok := advertisedAPIs(t, addr)[key]; ok {
+		return v
 	}
 	return -1
 }

@@ -135,15 +135,44 @@ func txnRecords(topic, tag string, n, partitions int) []*kgo.Record {
 // every step within ctx. It fails the test on any error.
 func runTxn(ctx context.Context, t testing.TB, p *kgo.Client, commit bool, recs ...*kgo.Record) {
 	t.Helper()
-	if err := p.BeginTransaction(); err != nil {
-		t.Fatalf("BeginTransaction: %v", err)
-	}
-	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("transactional produce of %d records: %v (context: %v)", len(recs), err, ctx.Err())
-	}
+	openTxn(ctx, t, p, recs...)
 	if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
 		t.Fatalf("EndTransaction(commit=%v): %v (context: %v)", commit, err, ctx.Err())
 	}
+}
+
+// openTxn begins a transaction on p and writes recs within ctx, leaving
+// it open; it returns the offset of the first record. It fails the test
+// on any error.
+func openTxn(ctx context.Context, t testing.TB, p *kgo.Client, recs ...*kgo.Record) int64 {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatalf("BeginTransaction: %v", err)
+	}
+	res := p.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		t.Fatalf("transactional produce of %d records: %v (context: %v)", len(recs), err, ctx.Err())
+	}
+	return res[0].Record.Offset
+}
+
+// addPartition0 sends a client's AddPartitionsToTxn (v0-v3: the client
+// must not send v4+, a broker's) that adds topic's partition 0 to
+// txnID's transaction at producer pid and epoch, and returns that
+// partition's error code. It fails the test on a request error or an
+// answer not of that one partition.
+func addPartition0(ctx context.Context, t testing.TB, cl *kgo.Client, txnID string, pid int64, epoch int16, topic string) int16 {
+	t.Helper()
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = txnID, pid, epoch
+	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode
 }
 
 // isolation is a ListOffsets / Fetch isolation level.

@@ -1,13 +1,8 @@
 package testkit
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,15 +12,8 @@ import (
 
 // kafkajsTxnSummary is what testkit/kafkajs/txn.js prints on stdout.
 type kafkajsTxnSummary struct {
-	Kafkajs string `json:"kafkajs"`
-	Node    string `json:"node"`
-	Steps   []struct {
-		Name  string          `json:"name"`
-		MS    int64           `json:"ms"`
-		Error json.RawMessage `json:"error"`
-	} `json:"steps"`
-	Requests map[string]int `json:"requests"`
-	Txns     []struct {
+	kafkajsRun
+	Txns []struct {
 		Name   string `json:"name"`
 		Commit bool   `json:"commit"`
 		Sent   []struct {
@@ -35,8 +23,7 @@ type kafkajsTxnSummary struct {
 		} `json:"sent"`
 		OffsetAfter *int64 `json:"offsetAfter"`
 	} `json:"txns"`
-	Consumed []string        `json:"consumed"`
-	Error    json.RawMessage `json:"error"`
+	Consumed []string `json:"consumed"`
 }
 
 // TestTxnKafkajs drives the broker with kafkajs's transactional producer
@@ -48,17 +35,6 @@ type kafkajsTxnSummary struct {
 // read_committed consumer see exactly the committed transactions'
 // records, franz-go's read_uncommitted consumer the aborted ones too.
 func TestTxnKafkajs(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node is not on PATH: install Node.js (v18+), then run `make test`, which runs `npm ci` in testkit/kafkajs")
-	}
-	script, err := filepath.Abs(filepath.Join("kafkajs", "txn.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "kafkajs", "package.json")); err != nil {
-		t.Fatalf("kafkajs is not installed in testkit/kafkajs/node_modules (%v): run `make test`, which runs `npm ci` there when it is missing", err)
-	}
 	tg := StartTarget(t)
 	requireTransactions(t, tg.Addr())
 	out, in, group, txnID := uniqueName(t, "out"), uniqueName(t, "in"), uniqueName(t, "g"), uniqueName(t, "txn")
@@ -66,33 +42,8 @@ func TestTxnKafkajs(t *testing.T) {
 	CreateTopic(t, tg.Addr(), in, 1, nil)
 	produceKeyed(t, tg.Addr(), in, "in", 20, 1) // offsets to commit exist
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, script, tg.Addr(), out, in, group, txnID)
-	cmd.Env = append(os.Environ(), "KAFKAJS_NO_PARTITIONER_WARNING=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	elapsed := time.Since(start)
-	defer func() {
-		if t.Failed() {
-			t.Logf("txn.js stderr (kafkajs log):\n%s", stderr.String())
-		}
-	}()
 	var sum kafkajsTxnSummary
-	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
-		t.Fatalf("node txn.js: %v (context: %v); its stdout is not the JSON summary (%v):\n%s", runErr, ctx.Err(), err, stdout.String())
-	}
-	t.Logf("kafkajs %s on node %s, %v; requests answered: %s", sum.Kafkajs, sum.Node, elapsed.Round(time.Millisecond), kafkajsRequests(sum.Requests))
-	for _, s := range sum.Steps {
-		if jsonSet(s.Error) {
-			t.Errorf("kafkajs step %q failed after %d ms: %s", s.Name, s.MS, s.Error)
-		}
-	}
-	if jsonSet(sum.Error) || runErr != nil {
-		t.Fatalf("txn.js: %v (context: %v), error %s", runErr, ctx.Err(), sum.Error)
-	}
+	runKafkajs(t, 90*time.Second, &sum, "txn.js", tg.Addr(), out, in, group, txnID)
 
 	wantOffsets := []int64{5, 5, 8} // after commit 5, abort 9, commit 8
 	var committed, all []string

@@ -68,14 +68,8 @@ func TestTxnPartition(t *testing.T) {
 	})
 	addPartition := func() {
 		t.Helper()
-		req := kmsg.NewPtrAddPartitionsToTxnRequest()
-		req.TransactionalID, req.ProducerID, req.ProducerEpoch = txnID, pid, epoch
-		rt := kmsg.NewAddPartitionsToTxnRequestTopic()
-		rt.Topic, rt.Partitions = topic, []int32{0}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil || len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
-			t.Fatalf("AddPartitionsToTxn: %v %+v", err, resp)
+		if code := addPartition0(ctx, t, cl, txnID, pid, epoch, topic); code != 0 {
+			t.Fatalf("AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
 		}
 	}
 	addPartition()

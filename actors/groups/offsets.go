@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chronik-actor/chronik-actor/protocol"
+	"github.com/chronik-actor/chronik-actor/raftactor"
 )
 
 // Offsets and the group's life, shared by every group kind: OffsetCommit,
@@ -15,6 +16,20 @@ import (
 
 // maxOffsetMetadata is Kafka's offset.metadata.max.bytes default.
 const maxOffsetMetadata = 4096
+
+// hasPartition reports whether topic t (nil: unknown) has partition p:
+// offsets are only kept for partitions that exist.
+func hasPartition(t *raftactor.Topic, p int32) bool {
+	return t != nil && p >= 0 && int(p) < len(t.Groups)
+}
+
+// commitMetadata is a committed offset's metadata, "" for none.
+func commitMetadata(m *string) string {
+	if m == nil {
+		return ""
+	}
+	return *m
+}
 
 func (g *group) handleOffsetCommit(call *Call, req *kmsg.OffsetCommitRequest) {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
@@ -51,14 +66,11 @@ func (g *group) handleOffsetCommit(call *Call, req *kmsg.OffsetCommitRequest) {
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			meta := ""
-			if rp.Metadata != nil {
-				meta = *rp.Metadata
-			}
+			meta := commitMetadata(rp.Metadata)
 			switch {
 			case groupErr != nil:
 				sp.ErrorCode = groupErr.Code
-			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Groups):
+			case !hasPartition(t, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case len(meta) > maxOffsetMetadata:
 				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
@@ -120,7 +132,7 @@ func (g *group) handleOffsetDelete(call *Call, req *kmsg.OffsetDeleteRequest) {
 			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			sp.Partition = rp.Partition
 			switch {
-			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Groups):
+			case !hasPartition(t, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case g.state != stateEmpty && (subscribed == nil || subscribed[rt.Topic]):
 				// Unknown subscriptions (unparsable consumer metadata, no

@@ -35,14 +35,11 @@ func (g *group) handleTxnOffsetCommit(call *Call, req *kmsg.TxnOffsetCommitReque
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
 			sp.Partition = rp.Partition
-			meta := ""
-			if rp.Metadata != nil {
-				meta = *rp.Metadata
-			}
+			meta := commitMetadata(rp.Metadata)
 			switch {
 			// Kafka's KafkaApis answers unknown partitions before the
 			// coordinator sees the request, so they win over group errors.
-			case t == nil || rp.Partition < 0 || int(rp.Partition) >= len(t.Groups):
+			case !hasPartition(t, rp.Partition):
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case groupErr != nil:
 				sp.ErrorCode = groupErr.Code

@@ -32,8 +32,8 @@
 
 'use strict'
 
-const { Kafka, logLevel, CompressionTypes, Partitioners } = require('kafkajs')
-const kafkajsVersion = require('kafkajs/package.json').version
+const { CompressionTypes, Partitioners } = require('kafkajs')
+const { harness, describeError, kafkajsVersion } = require('./harness')
 
 const [addr, topic] = process.argv.slice(2)
 if (!addr || !topic) {
@@ -49,83 +49,30 @@ const KEYS = 10
 const CONSUME_WITHIN_MS = 15000
 const BASE_TS = 1700000000000 // explicit CreateTime timestamps, checked on the way back
 
-const summary = {
-  kafkajs: kafkajsVersion,
-  node: process.version,
-  topic,
-  steps: [], // {name, ms, error}
-  requests: {}, // "ApiName vN" -> count
-  partitions: null, // from fetchTopicMetadata: [{partition, leader}]
-  produced: [], // {key, value, headers, timestamp, partition, offset, batch}
-  offsets: null, // from fetchTopicOffsets: [{partition, low, high}]
-  advertised: null, // ApiVersions as kafkajs saw it: {apiKey: [min, max]}
-  fetched: null, // read back with kafkajs's Fetch, no group: records as in produced
-  groups: null, // {groupId, unsupported, error, consumed}
-  error: null,
-}
-
-// kafkajs logs through this: stderr only, so stdout stays one JSON document.
 // kafkajs runs at DEBUG so that one debug entry is seen: a group consumer
 // on a broker without FindCoordinator fails with KafkaJSGroupCoordinatorNotFound,
 // and only the debug entry "Tried to find group coordinator" carries the
 // underlying KafkaJSServerDoesNotSupportApiKey (which API is missing).
-// Entries above KAFKAJS_LOG_LEVEL (default WARN) are not printed.
-const printLevel = logLevel[(process.env.KAFKAJS_LOG_LEVEL || 'WARN').toUpperCase()] ?? logLevel.WARN
 let unsupportedSeen = null // set while the group consumer runs
 let consuming = false
-const logCreator = () => ({ namespace, level, label, log }) => {
-  const { message, ...extra } = log
-  if (consuming && extra.error && extra.error.name === 'KafkaJSServerDoesNotSupportApiKey' && !unsupportedSeen) {
-    unsupportedSeen = { apiKey: extra.error.apiKey, apiName: extra.error.apiName, message: extra.error.message }
-  }
-  if (level > printLevel) return
-  if (extra.error instanceof Error) extra.error = describeError(extra.error)
-  process.stderr.write(`[kafkajs ${label} ${namespace}] ${message} ${JSON.stringify(extra)}\n`)
-}
-
-const kafka = new Kafka({
+const { summary, kafka, count, tally, step, run } = harness({
+  addr,
   clientId: 'chronik-kafkajs-check',
-  brokers: [addr],
-  logLevel: logLevel.DEBUG,
-  logCreator,
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
+  summary: {
+    topic,
+    partitions: null, // from fetchTopicMetadata: [{partition, leader}]
+    produced: [], // {key, value, headers, timestamp, partition, offset, batch}
+    offsets: null, // from fetchTopicOffsets: [{partition, low, high}]
+    advertised: null, // ApiVersions as kafkajs saw it: {apiKey: [min, max]}
+    fetched: null, // read back with kafkajs's Fetch, no group: records as in produced
+    groups: null, // {groupId, unsupported, error, consumed}
+  },
+  onLog: extra => {
+    if (consuming && extra.error && extra.error.name === 'KafkaJSServerDoesNotSupportApiKey' && !unsupportedSeen) {
+      unsupportedSeen = { apiKey: extra.error.apiKey, apiName: extra.error.apiName, message: extra.error.message }
+    }
+  },
 })
-
-function tally(client) {
-  client.on(client.events.REQUEST, ({ payload }) => {
-    const k = `${payload.apiName} v${payload.apiVersion}`
-    summary.requests[k] = (summary.requests[k] || 0) + 1
-  })
-}
-
-// describeError keeps what says which request failed and why: kafkajs wraps
-// protocol errors (type, code) in retry errors (cause chains).
-function describeError(e) {
-  if (!e) return null
-  const d = { name: e.name, message: e.message }
-  for (const f of ['type', 'code', 'retriable', 'apiKey', 'apiName', 'broker', 'retryCount']) {
-    if (e[f] !== undefined) d[f] = e[f]
-  }
-  if (e.cause) d.cause = describeError(e.cause)
-  if (e.name !== 'KafkaJSProtocolError' && e.stack) d.stack = e.stack.split('\n').slice(0, 6).join('\n')
-  return d
-}
-
-async function step(name, fn) {
-  const start = Date.now()
-  const s = { name, ms: 0, error: null }
-  summary.steps.push(s)
-  try {
-    return await fn()
-  } catch (e) {
-    s.error = describeError(e)
-    throw e
-  } finally {
-    s.ms = Date.now() - start
-  }
-}
 
 const b64 = buf => (buf == null ? null : Buffer.from(buf).toString('base64'))
 
@@ -211,10 +158,7 @@ async function directFetch(high) {
   if (!sym) throw new Error(`kafkajs ${kafkajsVersion}: no private:Kafka:createCluster, the direct fetch needs updating`)
   const Emitter = require('kafkajs/src/instrumentation/emitter')
   const emitter = new Emitter()
-  emitter.addListener('network.request', ({ payload }) => {
-    const k = `${payload.apiName} v${payload.apiVersion}`
-    summary.requests[k] = (summary.requests[k] || 0) + 1
-  })
+  emitter.addListener('network.request', ({ payload }) => count(payload))
   const cluster = kafka[sym]({ allowAutoTopicCreation: false, instrumentationEmitter: emitter })
   await cluster.connect()
   try {
@@ -384,26 +328,4 @@ async function main() {
   await step('group consume', () => consume(`${topic}-group`, summary.produced.length))
 }
 
-// finish prints the summary and exits once stdout has taken it all: stdout
-// is a pipe, written asynchronously, and process.exit would cut it short.
-function finish(code) {
-  process.stdout.write(JSON.stringify(summary) + '\n', () => process.exit(code))
-}
-
-// Nothing may outlive the Go test's deadline unnoticed: give up well before.
-const watchdog = setTimeout(() => {
-  summary.error = { name: 'Watchdog', message: 'check.js did not finish within 40 s' }
-  finish(1)
-}, 40000)
-
-main().then(
-  () => {
-    clearTimeout(watchdog)
-    finish(0)
-  },
-  e => {
-    clearTimeout(watchdog)
-    summary.error = describeError(e)
-    finish(1)
-  }
-)
+run(main, { script: 'check.js', withinMs: 40000 })

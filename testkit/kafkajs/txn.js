@@ -24,8 +24,7 @@
 
 'use strict'
 
-const { Kafka, logLevel } = require('kafkajs')
-const kafkajsVersion = require('kafkajs/package.json').version
+const { harness } = require('./harness')
 
 const [addr, outTopic, inTopic, groupId, transactionalId] = process.argv.slice(2)
 if (!addr || !outTopic || !inTopic || !groupId || !transactionalId) {
@@ -41,67 +40,14 @@ const TXNS = [
 const CONSUME_WITHIN_MS = 15000
 const OFFSET_WITHIN_MS = 10000
 
-const summary = {
-  kafkajs: kafkajsVersion,
-  node: process.version,
-  steps: [], // {name, ms, error}
-  requests: {}, // "ApiName vN" -> count
-  txns: [], // {name, commit, sent: [{partition, baseOffset}], offsetAfter}
-  consumed: null, // values the read_committed group consumer received, in order
-  error: null,
-}
-
-const printLevel = logLevel[(process.env.KAFKAJS_LOG_LEVEL || 'WARN').toUpperCase()] ?? logLevel.WARN
-const logCreator = () => ({ namespace, level, label, log }) => {
-  if (level > printLevel) return
-  const { message, ...extra } = log
-  if (extra.error instanceof Error) extra.error = describeError(extra.error)
-  process.stderr.write(`[kafkajs ${label} ${namespace}] ${message} ${JSON.stringify(extra)}\n`)
-}
-
-const kafka = new Kafka({
+const { summary, kafka, tally, step, run } = harness({
+  addr,
   clientId: 'chronik-kafkajs-txn',
-  brokers: [addr],
-  logLevel: logLevel.DEBUG,
-  logCreator,
-  connectionTimeout: 3000,
-  requestTimeout: 10000,
-  // Few retries: against a broker without a transaction coordinator the
-  // producer fails within seconds rather than retrying for minutes.
-  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 },
+  summary: {
+    txns: [], // {name, commit, sent: [{partition, baseOffset}], offsetAfter}
+    consumed: null, // values the read_committed group consumer received, in order
+  },
 })
-
-function tally(client) {
-  client.on(client.events.REQUEST, ({ payload }) => {
-    const k = `${payload.apiName} v${payload.apiVersion}`
-    summary.requests[k] = (summary.requests[k] || 0) + 1
-  })
-}
-
-function describeError(e) {
-  if (!e) return null
-  const d = { name: e.name, message: e.message }
-  for (const f of ['type', 'code', 'retriable', 'apiKey', 'apiName', 'broker', 'retryCount']) {
-    if (e[f] !== undefined) d[f] = e[f]
-  }
-  if (e.cause) d.cause = describeError(e.cause)
-  if (e.name !== 'KafkaJSProtocolError' && e.stack) d.stack = e.stack.split('\n').slice(0, 6).join('\n')
-  return d
-}
-
-async function step(name, fn) {
-  const start = Date.now()
-  const s = { name, ms: 0, error: null }
-  summary.steps.push(s)
-  try {
-    return await fn()
-  } catch (e) {
-    s.error = describeError(e)
-    throw e
-  } finally {
-    s.ms = Date.now() - start
-  }
-}
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -199,13 +145,4 @@ async function main() {
   await admin.disconnect().catch(() => {})
 }
 
-main()
-  .then(() => {
-    process.stdout.write(JSON.stringify(summary) + '\n')
-    process.exit(0)
-  })
-  .catch(e => {
-    summary.error = describeError(e)
-    process.stdout.write(JSON.stringify(summary) + '\n')
-    process.exit(1)
-  })
+run(main)

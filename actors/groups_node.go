@@ -27,4 +27,5 @@ func (n groupsNode) OffsetsReplica(p int32) groups.OffsetsReplica {
 // __consumer_offsets.
 func (h *partitionHandle) PID() *actor.PID   { return h.pid }
 func (h *partitionHandle) LeaderReady() bool { return h.replica.LeaderReady() }
+func (h *partitionHandle) Leads() bool       { return h.replica.Leads() }
 func (h *partitionHandle) Term() int32       { return h.replica.Term() }

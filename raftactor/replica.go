@@ -125,6 +125,11 @@ func (r *Replica) Term() int32 { return int32(r.term.Load()) }
 // knows none. Safe from any goroutine.
 func (r *Replica) Leader() uint64 { return r.lead.Load() }
 
+// Leads reports whether raft names this replica the group's leader,
+// ready or not: with LeaderReady false, a leader still applying what came
+// before its term. Safe from any goroutine.
+func (r *Replica) Leads() bool { return r.Leader() == r.cfg.NodeID }
+
 // Group is the replica's raft group.
 func (r *Replica) Group() uint64 { return r.cfg.Group }
 

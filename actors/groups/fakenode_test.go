@@ -123,6 +123,7 @@ type fakeReplica struct {
 
 func (r *fakeReplica) PID() *actor.PID   { return r.pid }
 func (r *fakeReplica) LeaderReady() bool { return true }
+func (r *fakeReplica) Leads() bool       { return true }
 func (r *fakeReplica) Term() int32       { return r.term }
 
 func (r *fakeReplica) Receive(ctx actor.Context) {

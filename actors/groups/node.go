@@ -32,6 +32,8 @@ type OffsetsReplica interface {
 	PID() *actor.PID
 	// LeaderReady: leading, with the log applied (the store is complete).
 	LeaderReady() bool
+	// Leads: raft names this replica the leader, ready or not.
+	Leads() bool
 	// Term is the leader epoch; a new one means the groups reload.
 	Term() int32
 }

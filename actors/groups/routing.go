@@ -85,12 +85,13 @@ func (co *Coordinator) stopAll() {
 func (co *Coordinator) CoordinatorErr(group string) *kerr.Error {
 	h := co.node.OffsetsReplica(co.PartitionFor(group))
 	switch {
-	case h == nil:
+	case h == nil, !h.LeaderReady() && !h.Leads():
+		// Not here, or a follower here: the client must look the
+		// coordinator up again (it retries LOAD_IN_PROGRESS on the same
+		// node).
 		return kerr.NotCoordinator
 	case !h.LeaderReady():
-		// Hosted here but not (yet) leading with its log applied. The
-		// replica does not tell a follower from a leader still loading;
-		// with one voter per partition it is always the latter.
+		// Leading, its log not applied yet.
 		return kerr.CoordinatorLoadInProgress
 	}
 	return nil

@@ -118,7 +118,9 @@ func (co *Coordinator) CoordinatorErr(id string) *kerr.Error {
 	}
 	r := co.node.StateReplica(co.PartitionFor(id))
 	switch {
-	case r == nil:
+	case r == nil, !r.LeaderReady() && !r.Leads():
+		// A follower here: the client must look the coordinator up
+		// again (it retries LOAD_IN_PROGRESS on the same node).
 		return kerr.NotCoordinator
 	case !r.LeaderReady():
 		return kerr.CoordinatorLoadInProgress

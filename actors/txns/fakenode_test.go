@@ -210,7 +210,9 @@ type fakeReplica struct {
 	pid   *actor.PID
 	store raftactor.BatchObserver
 	ready atomic.Bool
-	term  atomic.Int32
+	// follower: raft names another node the leader (Leads is false).
+	follower atomic.Bool
+	term     atomic.Int32
 
 	// failWith answers writes with a ProduceResult carrying this error;
 	// failResult answers them with a Result error (not applied).
@@ -232,6 +234,7 @@ type stateRecord struct {
 
 func (r *fakeReplica) PID() *actor.PID   { return r.pid }
 func (r *fakeReplica) LeaderReady() bool { return r.ready.Load() }
+func (r *fakeReplica) Leads() bool       { return !r.follower.Load() }
 func (r *fakeReplica) Term() int32       { return r.term.Load() }
 
 // releaseWrites is the message that lets stalled proposals through;

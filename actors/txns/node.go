@@ -51,6 +51,8 @@ type Replica interface {
 	PID() *actor.PID
 	// LeaderReady: leading, with the log applied (the store is complete).
 	LeaderReady() bool
+	// Leads: raft names this replica the leader, ready or not.
+	Leads() bool
 	// Term is the leader epoch: the coordinator epoch of its markers.
 	Term() int32
 }

@@ -405,6 +405,10 @@ func TestCoordinatorErr(t *testing.T) {
 	r.ready.Store(false)
 	wantErr(t, "not ready", h.co.CoordinatorErr("a"), kerr.CoordinatorLoadInProgress)
 	wantErr(t, "call while not ready", h.initWith(initReq("a", 4, -1, -1)).Err, kerr.NotCoordinator)
+	// A follower sends the client to look the coordinator up again.
+	r.follower.Store(true)
+	wantErr(t, "follower", h.co.CoordinatorErr("a"), kerr.NotCoordinator)
+	r.follower.Store(false)
 	r.ready.Store(true)
 	if got := h.co.Partitions(); got != testStatePartitions {
 		t.Fatalf("partitions %d", got)

@@ -138,6 +138,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			bytesIn += len(rp.Records)
 			// Stays the answer if the replica does not reply in time.
 			sp.ErrorCode = kerr.RequestTimedOut.Code
+			guard := h.sm.TxnGuard() // before the check: a marker after it makes the answer stale
 			if bh.Transactional() && !h.sm.Txns().OpenFor(bh.ProducerID, bh.ProducerEpoch) {
 				if verify == nil {
 					verify = make(map[txnProducer]*txnVerify)
@@ -149,7 +150,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 					verify[k] = tv
 				}
 				tv.parts[rt.Topic] = append(tv.parts[rt.Topic], rp.Partition)
-				tv.waiting = append(tv.waiting, txnWaiting{h, sp, rt.Topic, rp.Partition, rp.Records})
+				tv.waiting = append(tv.waiting, txnWaiting{h, sp, rt.Topic, rp.Partition, rp.Records, guard})
 				continue
 			}
 			propose(h, sp, raftactor.EncodeProduce(rp.Records))
@@ -170,7 +171,7 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 						// Not answered for: not confirmed, so not written.
 						perr = kerr.InvalidTxnState
 					case perr == nil:
-						propose(w.h, w.sp, raftactor.EncodeVerifiedProduce(w.records))
+						propose(w.h, w.sp, raftactor.EncodeVerifiedProduce(w.records, w.guard))
 						continue
 					}
 					pending--
@@ -215,6 +216,7 @@ type txnWaiting struct {
 	topic     string
 	partition int32
 	records   []byte
+	guard     uint64 // the partition's TxnGuard before the coordinator was asked
 }
 
 // hasTransactionalBatch reports whether any partition of req carries a

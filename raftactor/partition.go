@@ -118,6 +118,8 @@ type Partition struct {
 	unapplied  []persistedBatch
 	spec       *speculation
 	publishErr error
+	// guard counts leaderships and prepared markers: TxnGuard.
+	guard atomic.Uint64
 
 	pubEpochs atomic.Pointer[[]EpochStart]
 	// aborted is the aborted-transaction index (txnstate.go), in marker

@@ -43,10 +43,30 @@ const (
 // ongoing transaction (KIP-890 part 1: AddPartitionsToTxn, or its
 // VerifyOnly form). Only such a command may start a transaction in the
 // partition; an unverified one gets INVALID_TXN_STATE.
-func EncodeVerifiedProduce(batch []byte) []byte {
+//
+// guard is the partition's TxnGuard read before the coordinator was
+// asked (Kafka's verification guard): a marker for the producer prepared
+// since then means the answer may describe a transaction that has ended,
+// and the batch is refused with NOT_ENOUGH_REPLICAS, which the producer
+// retries (asking again) rather than open a transaction nobody would end.
+// The guard travels in the clock's place, which Prepare then fills.
+func EncodeVerifiedProduce(batch []byte, guard uint64) []byte {
 	cmd := EncodeProduce(batch)
 	cmd[kindAt] = kindVerified
+	binary.BigEndian.PutUint64(cmd[CommandHeader:], guard)
 	return cmd
+}
+
+// TxnGuard is the value a produce handler reads before it asks the
+// transaction coordinator to verify a batch (EncodeVerifiedProduce).
+// Safe from any goroutine.
+func (p *Partition) TxnGuard() uint64 { return p.guard.Load() }
+
+// staleVerification reports whether a verification read at guard may be
+// out of date: taken under an earlier leadership, or before a marker for
+// producer pid was prepared.
+func (sp *speculation) staleVerification(pid int64, guard uint64) bool {
+	return guard < sp.since || sp.markerAt[pid] > guard
 }
 
 // persistedBatch is a batch in the segments whose entry is not applied.
@@ -62,13 +82,23 @@ type speculation struct {
 	next      int64
 	producers map[int64]*producerEntry
 	undo      func() // undoes the last Prepare
+	// since is TxnGuard's value when this leadership began, markerAt
+	// the value each producer's last marker took (staleVerification).
+	since    uint64
+	markerAt map[int64]uint64
 }
+
+// maxGuarded bounds markerAt: past it the map starts again and every
+// verification read before is treated as stale (a retry), which costs a
+// producer one more round trip, never a wrong answer.
+const maxGuarded = 1 << 16
 
 // Lead implements Preparer.
 func (p *Partition) Lead(ready bool) {
 	p.spec = nil
 	if ready {
-		p.spec = &speculation{next: p.next, producers: make(map[int64]*producerEntry)}
+		p.spec = &speculation{next: p.next, producers: make(map[int64]*producerEntry),
+			since: p.guard.Add(1), markerAt: make(map[int64]uint64)}
 	}
 }
 
@@ -86,6 +116,7 @@ func (p *Partition) Prepare(cmd []byte, term uint64, now time.Time) ([]byte, any
 		return nil, &ProduceResult{Err: kerr.CorruptMessage}, false
 	}
 	verified := cmd[kindAt] == kindVerified
+	guard := binary.BigEndian.Uint64(cmd[CommandHeader:])
 	cmd[kindAt] = kindBatch
 	batch := cmd[produceHeader:]
 	h, err := protocol.ParseBatchHeader(batch)
@@ -123,8 +154,17 @@ func (p *Partition) Prepare(cmd []byte, term uint64, now time.Time) ([]byte, any
 				return cmd[:produceHeader+protocol.BatchHeaderSize], nil, true
 			}
 		}
+		if verified && !continuesTxn(prev, h, clock) && sp.staleVerification(h.ProducerID, guard) {
+			return nil, &ProduceResult{Err: kerr.NotEnoughReplicas}, false
+		}
 		if kerrv := prepareTxn(prev, h, marker, verified, clock); kerrv != nil {
 			return nil, &ProduceResult{Err: kerrv}, false
+		}
+		if marker != nil {
+			if len(sp.markerAt) >= maxGuarded {
+				sp.markerAt, sp.since = make(map[int64]uint64), p.guard.Add(1)
+			}
+			sp.markerAt[h.ProducerID] = p.guard.Add(1)
 		}
 	}
 	base := sp.next

@@ -153,6 +153,13 @@ func parseMarker(batch []byte) (*txnMarker, error) {
 //     late write from opening a transaction nobody will ever end;
 //   - a non-transactional batch while the producer has a transaction open
 //     is INVALID_TXN_STATE.
+//
+// continuesTxn reports whether transactional batch h continues the
+// producer's open transaction at its epoch (no verification needed).
+func continuesTxn(prev *producerEntry, h protocol.BatchHeader, clock int64) bool {
+	return prev != nil && !expired(prev, clock) && prev.TxnOpen && prev.Epoch == h.ProducerEpoch
+}
+
 func prepareTxn(prev *producerEntry, h protocol.BatchHeader, m *txnMarker, verified bool, clock int64) *kerr.Error {
 	if prev != nil && expired(prev, clock) {
 		prev = nil

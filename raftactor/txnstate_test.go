@@ -55,6 +55,9 @@ func (tp *txnPartition) open() {
 		tp.t.Fatal(err)
 	}
 	tp.p = p
+	// Leading from the start, so that a guard read for a verified
+	// command (TxnGuard) is of this leadership.
+	p.Lead(true)
 	tp.t.Cleanup(func() { p.Close(false) })
 }
 
@@ -109,7 +112,7 @@ func TestTxnCommitAbortLSO(t *testing.T) {
 
 	// KIP-890: a transactional write nobody verified starts nothing.
 	tp.refused(EncodeProduce(txnBatch("t", 2, pid, 0, 0)), kerr.InvalidTxnState)
-	first := tp.ok(EncodeVerifiedProduce(txnBatch("t", 2, pid, 0, 0)))
+	first := tp.ok(EncodeVerifiedProduce(txnBatch("t", 2, pid, 0, 0), tp.p.TxnGuard()))
 	if first != 1 {
 		t.Fatalf("transaction's first batch at %d, want 1", first)
 	}
@@ -135,7 +138,7 @@ func TestTxnCommitAbortLSO(t *testing.T) {
 	}
 	// The next transaction starts verified again, at the next sequence.
 	tp.refused(EncodeProduce(txnBatch("u", 1, pid, 0, 3)), kerr.InvalidTxnState)
-	next := tp.ok(EncodeVerifiedProduce(txnBatch("u", 1, pid, 0, 3)))
+	next := tp.ok(EncodeVerifiedProduce(txnBatch("u", 1, pid, 0, 3), tp.p.TxnGuard()))
 	tp.expectLSO(next)
 	tp.ok(EncodeProduce(marker(pid, 0, true, 3)))
 	tp.expectLSO(tp.p.View().HighWatermark())
@@ -167,10 +170,10 @@ func TestTxnCommitAbortLSO(t *testing.T) {
 func TestTxnMarkerFencing(t *testing.T) {
 	tp := openTxnPartition(t)
 	const pid = 41
-	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 0)))
+	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 0), tp.p.TxnGuard()))
 	tp.refused(EncodeProduce(marker(pid, 4, false, 2)), kerr.InvalidProducerEpoch)
 	tp.ok(EncodeProduce(marker(pid, 5, true, 2)))
-	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 1)))
+	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 1), tp.p.TxnGuard()))
 	tp.refused(EncodeProduce(marker(pid, 5, true, 1)), kerr.TransactionCoordinatorFenced)
 	if len(tp.p.Txns().Open) != 1 {
 		t.Fatal("a fenced marker closed the transaction")
@@ -181,9 +184,9 @@ func TestTxnMarkerFencing(t *testing.T) {
 		t.Fatalf("aborted index %v", a)
 	}
 	// The old epoch is fenced; the new one starts at sequence 0.
-	tp.refused(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 2)), kerr.InvalidProducerEpoch)
-	tp.refused(EncodeVerifiedProduce(txnBatch("t", 1, pid, 6, 2)), kerr.OutOfOrderSequenceNumber)
-	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 6, 0)))
+	tp.refused(EncodeVerifiedProduce(txnBatch("t", 1, pid, 5, 2), tp.p.TxnGuard()), kerr.InvalidProducerEpoch)
+	tp.refused(EncodeVerifiedProduce(txnBatch("t", 1, pid, 6, 2), tp.p.TxnGuard()), kerr.OutOfOrderSequenceNumber)
+	tp.ok(EncodeVerifiedProduce(txnBatch("t", 1, pid, 6, 0), tp.p.TxnGuard()))
 	ps := tp.p.Producers()
 	if len(ps) != 1 || ps[0].Epoch != 6 || ps[0].CoordinatorEpoch != 3 || ps[0].LastSequence != 0 || ps[0].TxnStartOffset != at+1 {
 		t.Fatalf("producers %+v", ps)
@@ -213,7 +216,7 @@ func TestTxnSpeculation(t *testing.T) {
 	tp := openTxnPartition(t)
 	p := tp.p
 	p.Lead(true)
-	if _, v, ok := p.Prepare(EncodeVerifiedProduce(txnBatch("a", 1, 43, 0, 0)), 2, time.Now()); !ok {
+	if _, v, ok := p.Prepare(EncodeVerifiedProduce(txnBatch("a", 1, 43, 0, 0), p.TxnGuard()), 2, time.Now()); !ok {
 		t.Fatalf("first batch refused: %v", v)
 	}
 	if _, v, ok := p.Prepare(EncodeProduce(txnBatch("a", 1, 43, 0, 1)), 2, time.Now()); !ok {
@@ -234,9 +237,9 @@ func TestTxnSpeculation(t *testing.T) {
 // reopen from it; retention prunes index entries below the log start.
 func TestTxnStateCheckpointed(t *testing.T) {
 	tp := openTxnPartition(t)
-	tp.ok(EncodeVerifiedProduce(txnBatch("a", 2, 50, 0, 0)))
+	tp.ok(EncodeVerifiedProduce(txnBatch("a", 2, 50, 0, 0), tp.p.TxnGuard()))
 	abortAt := tp.ok(EncodeProduce(marker(50, 0, false, 1)))
-	open := tp.ok(EncodeVerifiedProduce(txnBatch("b", 1, 51, 0, 0)))
+	open := tp.ok(EncodeVerifiedProduce(txnBatch("b", 1, 51, 0, 0), tp.p.TxnGuard()))
 	before := *tp.p.Txns()
 	commitCheckpoint(t, tp.db, tp.p.Checkpoint(tp.index))
 	tp.p.Close(false)
@@ -264,9 +267,9 @@ func TestTxnStateCheckpointed(t *testing.T) {
 // A snapshot carries the transaction state to the replica installing it.
 func TestTxnStateInSnapshot(t *testing.T) {
 	src := openTxnPartition(t)
-	src.ok(EncodeVerifiedProduce(txnBatch("a", 2, 60, 0, 0)))
+	src.ok(EncodeVerifiedProduce(txnBatch("a", 2, 60, 0, 0), src.p.TxnGuard()))
 	src.ok(EncodeProduce(marker(60, 0, false, 1)))
-	src.ok(EncodeVerifiedProduce(txnBatch("b", 1, 61, 0, 0)))
+	src.ok(EncodeVerifiedProduce(txnBatch("b", 1, 61, 0, 0), src.p.TxnGuard()))
 	data, body, err := src.p.Snapshot(src.index)
 	if err != nil {
 		t.Fatal(err)
@@ -307,9 +310,9 @@ func TestTxnStateReplayed(t *testing.T) {
 		n.sys.Root.Send(n.pid, &Propose{Data: cmd, ReplyTo: n.rpid, Token: tok})
 		return produceResult(t, waitResults(t, n.results, 1)[tok])
 	}
-	do(EncodeVerifiedProduce(txnBatch("a", 3, 70, 0, 0)))
+	do(EncodeVerifiedProduce(txnBatch("a", 3, 70, 0, 0), n.sm.TxnGuard()))
 	abortAt := do(EncodeProduce(marker(70, 0, false, 0))).BaseOffset
-	open := do(EncodeVerifiedProduce(txnBatch("b", 1, 71, 0, 0))).BaseOffset
+	open := do(EncodeVerifiedProduce(txnBatch("b", 1, 71, 0, 0), n.sm.TxnGuard())).BaseOffset
 	do(EncodeProduce(testBatch("plain", 2)))
 	n.restart()
 	n.waitLeaderReady()
@@ -345,6 +348,7 @@ func TestTxnAbortedIndexPrunedByRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close(false)
+	p.Lead(true)
 	now := time.Now()
 	if err := p.Maintain(now); err != nil {
 		t.Fatal(err)
@@ -366,12 +370,12 @@ func TestTxnAbortedIndexPrunedByRetention(t *testing.T) {
 			t.Fatal(r.Err)
 		}
 	}
-	write(EncodeVerifiedProduce(big(0)))
+	write(EncodeVerifiedProduce(big(0), p.TxnGuard()))
 	write(EncodeProduce(marker(80, 0, false, 0)))
 	for range 10 {
 		write(EncodeProduce(bigBatch(now.UnixMilli())))
 	}
-	write(EncodeVerifiedProduce(big(1)))
+	write(EncodeVerifiedProduce(big(1), p.TxnGuard()))
 	write(EncodeProduce(marker(80, 0, false, 0)))
 	p.Applied()
 	if n := len(p.Txns().Aborted); n != 2 {
@@ -385,4 +389,36 @@ func TestTxnAbortedIndexPrunedByRetention(t *testing.T) {
 	if got := p.Txns().Aborted; start < 2 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("log start %d, aborted index %v; want the first transaction's segments gone and %v", start, got, want)
 	}
+}
+
+// The verification guard (Kafka's): a verified batch whose check was
+// read before a marker for its producer was prepared, or under an
+// earlier leadership, is refused with the retriable NOT_ENOUGH_REPLICAS
+// (its producer asks the coordinator again) instead of opening a
+// transaction the coordinator may have ended; a marker of another
+// producer changes nothing.
+func TestTxnVerificationGuard(t *testing.T) {
+	tp := openTxnPartition(t)
+	const pid, other = 90, 91
+	tp.ok(EncodeVerifiedProduce(txnBatch("a", 1, pid, 0, 0), tp.p.TxnGuard()))
+	stale := tp.p.TxnGuard() // read by a handler before asking the coordinator
+	tp.ok(EncodeProduce(marker(pid, 0, false, 0)))
+	tp.refused(EncodeVerifiedProduce(txnBatch("late", 1, pid, 0, 1), stale), kerr.NotEnoughReplicas)
+	// Asked again after the marker, the answer is current.
+	tp.ok(EncodeVerifiedProduce(txnBatch("b", 1, pid, 0, 1), tp.p.TxnGuard()))
+
+	// Another producer's marker does not make pid's check stale.
+	tp.ok(EncodeVerifiedProduce(txnBatch("c", 1, other, 0, 0), tp.p.TxnGuard()))
+	tp.ok(EncodeProduce(marker(pid, 0, true, 0)))
+	g := tp.p.TxnGuard()
+	tp.ok(EncodeProduce(marker(other, 0, true, 0)))
+	tp.ok(EncodeVerifiedProduce(txnBatch("d", 1, pid, 0, 2), g))
+
+	// A check read under an earlier leadership is stale.
+	tp.ok(EncodeProduce(marker(pid, 0, true, 0)))
+	g = tp.p.TxnGuard()
+	tp.p.Lead(false)
+	tp.p.Lead(true)
+	tp.refused(EncodeVerifiedProduce(txnBatch("e", 1, pid, 0, 3), g), kerr.NotEnoughReplicas)
+	tp.ok(EncodeVerifiedProduce(txnBatch("e", 1, pid, 0, 3), tp.p.TxnGuard()))
 }

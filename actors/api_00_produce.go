@@ -138,7 +138,10 @@ func handleProduce(c *conn, ctx actor.Context, r *request) {
 			bytesIn += len(rp.Records)
 			// Stays the answer if the replica does not reply in time.
 			sp.ErrorCode = kerr.RequestTimedOut.Code
-			guard := h.sm.TxnGuard() // before the check: a marker after it makes the answer stale
+			var guard uint64
+			if bh.Transactional() {
+				guard = h.sm.TxnGuard() // before the check: a marker after it makes the answer stale
+			}
 			if bh.Transactional() && !h.sm.Txns().OpenFor(bh.ProducerID, bh.ProducerEpoch) {
 				if verify == nil {
 					verify = make(map[txnProducer]*txnVerify)

@@ -148,10 +148,10 @@ func TestTxnOffsetCommitRaw(t *testing.T) {
 			t.Fatalf("marker: %+v (%+v)", res, res.Value)
 		}
 		if pr.BaseOffset < end {
-			// A partition that checks sequences on the broker's own
-			// writes (sequence -1) takes the marker for a retry of the
-			// offsets' batch and writes nothing.
-			t.Skipf("marker answered with offset %d below the log end %d: the partition does not yet tell the broker's writes from a producer's", pr.BaseOffset, end)
+			// A partition that checked sequences on the broker's own
+			// writes (sequence -1) would take the marker for a retry of
+			// the offsets' batch and write nothing.
+			t.Fatalf("marker answered with offset %d below the log end %d: taken for a duplicate of the broker's own write", pr.BaseOffset, end)
 		}
 	}
 	expect := func(stable bool, want int64, wantErr error) {

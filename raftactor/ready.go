@@ -182,14 +182,16 @@ func (r *Replica) apply(ctx actor.Context, ents []*pb.Entry) {
 		}
 		r.applied = e.GetIndex()
 		if r.leader && e.GetTerm() == r.leaderTerm && !r.ready.Load() {
+			if p, ok := r.cfg.SM.(Preparer); ok {
+				// Everything before this entry is applied, and this
+				// leader proposed nothing yet (propose held it). Before
+				// the leadership is published: a handler that sees it
+				// reads a TxnGuard of this leadership, not a stale one.
+				p.Lead(true)
+			}
 			r.ready.Store(true)
 			r.readyOnce.Do(func() { close(r.readyCh) })
 			r.publishLeader()
-			if p, ok := r.cfg.SM.(Preparer); ok {
-				// Everything before this entry is applied, and this
-				// leader proposed nothing yet (propose held it).
-				p.Lead(true)
-			}
 			if len(r.waiting) > 0 {
 				// Not from inside this Ready: after it is done.
 				ctx.Send(ctx.Self(), releaseNow{})

@@ -167,7 +167,7 @@ func votersWith(t *testing.T, tune func(*Config, *PartitionConfig)) (*router, ma
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tk := time.NewTicker(10 * time.Millisecond)
+		tk := time.NewTicker(peerTick)
 		defer tk.Stop()
 		for {
 			select {
@@ -402,3 +402,11 @@ func TestIdleGroupQuiesces(t *testing.T) {
 	sameLogs(t, nodes, res[len(res)-1].BaseOffset+3)
 	wait.For(t, 10*time.Second, allQuiet)
 }
+
+// peerTick is the test clock of the peer groups. With ElectionTick 5 a
+// leader that misses a quorum's answers for five ticks steps down
+// (CheckQuorum): at 10 ms that was 50 ms, which one fsync on a loaded
+// 2-core machine under -race can take, and a test then saw a leadership
+// change it did not cause. 25 ms keeps elections quick and out of reach
+// of such stalls.
+const peerTick = 25 * time.Millisecond

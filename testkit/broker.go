@@ -373,8 +373,11 @@ const (
 	kfakePkg   = "github.com/chronik-actor/chronik-actor/testkit/internal/kfakebroker"
 )
 
+// build is one binary, built on first use. RemoveBuiltBinaries forgets it,
+// so a later use (the next -count run, or a test after an in-process
+// `scenario` command removed them) builds it again.
 type build struct {
-	once sync.Once
+	mu   sync.Mutex
 	dir  string
 	path string
 	err  error
@@ -389,17 +392,17 @@ func builtBinary(t testing.TB, kind Kind) string {
 	if kind == KindKfake {
 		pkg = kfakePkg
 	}
-	b.once.Do(func() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dir == "" && b.err == nil {
 		b.dir, b.err = os.MkdirTemp("", "chronik-testkit-bin-")
-		if b.err != nil {
-			return
+		if b.err == nil {
+			b.path = filepath.Join(b.dir, filepath.Base(pkg))
+			if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
+				b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			}
 		}
-		b.path = filepath.Join(b.dir, filepath.Base(pkg))
-		out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput()
-		if err != nil {
-			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-		}
-	})
+	}
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
@@ -409,9 +412,12 @@ func builtBinary(t testing.TB, kind Kind) string {
 // RemoveBuiltBinaries deletes what builtBinary built; call it from TestMain.
 func RemoveBuiltBinaries() {
 	for _, b := range builds {
+		b.mu.Lock()
 		if b.dir != "" {
 			os.RemoveAll(b.dir)
 		}
+		b.dir, b.path, b.err = "", "", nil
+		b.mu.Unlock()
 	}
 }
 
